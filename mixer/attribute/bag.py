@@ -1,0 +1,137 @@
+"""AttributeBag: the attributes of one request, with typed reads and reference tracking.
+
+Every lookup records what the answer depended on, the way Mixer's proto bag does (MIXER.md 8.5): an
+attribute that was found is EXACT, one that was not is ABSENCE; a string-map key lookup records the
+(map, key) pair instead. Check turns these records into ReferencedAttributes, the shape of the proxy's
+cache key. Recording is one dict store per lookup, so it stays on in the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class Condition(IntEnum):
+    """istio.mixer.v1.ReferencedAttributes.Condition, with the same numbers."""
+
+    CONDITION_UNSPECIFIED = 0
+    ABSENCE = 1
+    EXACT = 2
+    REGEX = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One recorded lookup: attribute `name` (and string-map `key`, when one was looked up)."""
+
+    name: str
+    condition: Condition
+    key: str | None = None
+
+
+_EXACT = Condition.EXACT
+_ABSENCE = Condition.ABSENCE
+_MISSING: Any = object()
+
+
+class AttributeBag:
+    """The attributes of one request (name -> value) and the record of which ones were read.
+
+    `get`, `contains` and `map_get` record references; `peek` and iteration do not (they are for
+    code that is not deciding a policy outcome, such as logging). Values are never None.
+    """
+
+    __slots__ = ("_refs", "_values")
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        self._values: dict[str, Any] = dict(values) if values else {}
+        # Keys are attribute names (str) or (name, map key) tuples; insertion-ordered, first record wins.
+        self._refs: dict[str | tuple[str, str], Condition] = {}
+
+    @classmethod
+    def wrap(cls, values: dict[str, Any]) -> AttributeBag:
+        """A bag over `values` without copying it (the caller hands the dict over)."""
+        bag = cls.__new__(cls)
+        bag._values = values
+        bag._refs = {}
+        return bag
+
+    # -- reads that record ------------------------------------------------------------------------
+
+    def get(self, name: str) -> Any | None:
+        """The value of `name`, or None when absent; records EXACT or ABSENCE."""
+        value = self._values.get(name, _MISSING)
+        if value is _MISSING:
+            self._refs.setdefault(name, _ABSENCE)
+            return None
+        self._refs.setdefault(name, _EXACT)
+        return value
+
+    def contains(self, name: str) -> bool:
+        """Whether `name` is present; records EXACT or ABSENCE."""
+        return self.get(name) is not None
+
+    def map_get(self, name: str, key: str) -> str | None:
+        """The value under `key` in string map `name`, or None; records (name, key) EXACT or ABSENCE.
+
+        A missing map records `name` ABSENCE, with no key, as Mixer does.
+        """
+        mapping = self._values.get(name, _MISSING)
+        if mapping is _MISSING:
+            self._refs.setdefault(name, _ABSENCE)
+            return None
+        value = mapping.get(key)
+        self._refs.setdefault((name, key), _ABSENCE if value is None else _EXACT)
+        return value
+
+    def get_typed(self, name: str, kind: type) -> Any | None:
+        """`get`, checking the Python type (see mixerd.attribute.values); TypeError names the attribute."""
+        value = self.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"error converting value to {kind.__name__}: attribute {name!r} holds {value!r}")
+        return value
+
+    # -- reads that do not record -----------------------------------------------------------------
+
+    def peek(self, name: str) -> Any | None:
+        """The value of `name` without recording a reference."""
+        return self._values.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._values)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return iter(self._values.items())
+
+    def as_dict(self) -> dict[str, Any]:
+        """A copy of the values."""
+        return dict(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"AttributeBag({self._values!r})"
+
+    # -- references -------------------------------------------------------------------------------
+
+    def references(self) -> list[Reference]:
+        """What this bag's lookups depended on, in the order they were first made."""
+        out = []
+        for ref, condition in self._refs.items():
+            if isinstance(ref, tuple):
+                out.append(Reference(ref[0], condition, ref[1]))
+            else:
+                out.append(Reference(ref, condition))
+        return out
+
+    @property
+    def raw_references(self) -> Mapping[str | tuple[str, str], Condition]:
+        """The recorded lookups as stored: name or (name, key) -> Condition."""
+        return self._refs
+
+    def clear_references(self) -> None:
+        self._refs.clear()

@@ -1,0 +1,51 @@
+"""ReferencedAttributes: a bag's recorded lookups, encoded for the proxy's check cache (MIXER.md 8.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from ..api.mixer.v1 import mixer_pb2
+from .bag import Reference
+from .compressed import WordEncoder
+
+ReferencedAttributes = mixer_pb2.ReferencedAttributes
+
+
+def encode_references(references: Iterable[Reference], global_word_count: int) -> ReferencedAttributes:
+    """References as word indices: global ones only below the caller's `global_word_count`.
+
+    A map-key reference carries the key's index in `map_key`; a whole-attribute reference leaves it 0,
+    which the proxy reads as "the whole map" because it decodes map_key only for string maps.
+    """
+    enc = WordEncoder(global_word_count)
+    out = ReferencedAttributes()
+    matches = out.attribute_matches
+    for ref in references:
+        match = matches.add(name=enc.index(ref.name), condition=int(ref.condition))
+        if ref.key is not None:
+            match.map_key = enc.index(ref.key)
+    out.words.extend(enc.words)
+    return out
+
+
+def decode_references(
+    msg: ReferencedAttributes, is_string_map: Callable[[str], bool] | None = None
+) -> list[Reference]:
+    """The references in `msg` as a client reads them back (for the CLI and tests).
+
+    Like the proxy, map_key is decoded only for string-map attributes (`is_string_map`), because 0 is
+    both "no key" and the global index of `source.ip`; without the predicate a non-zero map_key counts.
+    """
+    from .bag import Condition
+    from .dictionary import GLOBAL_WORDS
+
+    def word(i: int) -> str:
+        return GLOBAL_WORDS[i] if i >= 0 else msg.words[-i - 1]
+
+    out = []
+    for match in msg.attribute_matches:
+        name = word(match.name)
+        keyed = is_string_map(name) if is_string_map is not None else match.map_key != 0
+        key = word(match.map_key) if keyed and match.map_key != 0 else None
+        out.append(Reference(name, Condition(match.condition), key))
+    return out

@@ -1,0 +1,1 @@
+"""The subcommands of `mixerd`; each module has add_parser(subparsers) and sets args.run."""

@@ -1,0 +1,106 @@
+"""Every server setting, declared once (in `Settings`): name, type, default, environment variable, help.
+
+The CLI builds its `serve` flags from this declaration, docs/settings.md documents it (a test keeps the
+two in agreement), and each flag can also come from the environment as MIXERD_<NAME>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+ENV_PREFIX = "MIXERD_"
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"port {value} is outside 0..65535")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"{value} must not be negative")
+    return value
+
+
+def _optional_str(text: str) -> str | None:
+    return text or None
+
+
+def _setting(default: Any, parse: Callable[[str], Any], help: str, metavar: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "help": help, "metavar": metavar})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The server's settings; each field is one flag `--name-with-dashes` and one MIXERD_NAME variable."""
+
+    port: int = _setting(9091, _port, "gRPC port for the Mixer API; 0 picks a free port and prints it", "PORT")
+    address: str = _setting("0.0.0.0", str, "address the gRPC and monitoring servers bind to", "HOST")
+    config: str | None = _setting(
+        None, _optional_str, "folder of rule YAML files; unset: the embedded default rules", "DIR"
+    )
+    monitoring_port: int = _setting(
+        15014, _port, "HTTP port for mixerd's own /metrics, /version, /healthz, /readyz; 0 picks one", "PORT"
+    )
+    shutdown_grace: float = _setting(
+        10.0, _seconds, "seconds in-flight calls get to finish after SIGTERM/SIGINT", "SECONDS"
+    )
+    max_message_size: int = _setting(4 * 1024 * 1024, int, "largest gRPC message accepted, in bytes", "BYTES")
+    log_level: str = _setting("info", str, "log level: debug, info, warning or error", "LEVEL")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One declared setting, as the CLI and the docs see it."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, f.metadata["parse"], f.default, f.metadata["help"], f.metadata["metavar"])
+    for f in fields(Settings)
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
+    """Add one flag per setting; a MIXERD_<NAME> environment variable replaces the default."""
+    env = os.environ if environ is None else environ
+    for s in SETTINGS:
+        default = s.default
+        if s.env_var in env:
+            try:
+                default = s.parse(env[s.env_var])
+            except ValueError as e:
+                parser.error(f"{s.env_var}={env[s.env_var]!r}: {e}")
+        parser.add_argument(
+            s.flag,
+            dest=s.name,
+            type=s.parse,
+            default=default,
+            metavar=s.metavar,
+            help=f"{s.help} (env {s.env_var}; default {s.default})",
+        )
+
+
+def from_namespace(ns: argparse.Namespace) -> Settings:
+    """Settings from parsed arguments (those added by add_arguments)."""
+    return Settings(**{s.name: getattr(ns, s.name) for s in SETTINGS})
