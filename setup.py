@@ -14,4 +14,8 @@ def _installed_name(folder_package: str) -> str:
     return _ROOTS[root] + ("." + rest if rest else "")
 
 
-setup(packages=[_installed_name(p) for p in find_packages(include=["mixer", "mixer.*", "adapters", "adapters.*"])])
+setup(
+    packages=[
+        _installed_name(p) for p in find_packages(include=["mixer", "mixer.*", "adapters", "adapters.*"])
+    ]
+)

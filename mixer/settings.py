@@ -41,7 +41,9 @@ def _setting(default: Any, parse: Callable[[str], Any], help: str, metavar: str)
 class Settings:
     """The server's settings; each field is one flag `--name-with-dashes` and one MIXERD_NAME variable."""
 
-    port: int = _setting(9091, _port, "gRPC port for the Mixer API; 0 picks a free port and prints it", "PORT")
+    port: int = _setting(
+        9091, _port, "gRPC port for the Mixer API; 0 picks a free port and prints it", "PORT"
+    )
     address: str = _setting("0.0.0.0", str, "address the gRPC and monitoring servers bind to", "HOST")
     config: str | None = _setting(
         None, _optional_str, "folder of rule YAML files; unset: the embedded default rules", "DIR"

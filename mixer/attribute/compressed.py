@@ -64,9 +64,17 @@ def decode_attributes(msg: CompressedAttributes, words: list[str] | None = None)
     g = _GLOBAL
     out: dict[str, Any] = {}
     # Empty maps are common (a bag rarely has doubles); skipping them is cheaper than iterating them.
-    n_strings, n_int64s, n_doubles, n_bools = len(msg.strings), len(msg.int64s), len(msg.doubles), len(msg.bools)
+    n_strings, n_int64s, n_doubles, n_bools = (
+        len(msg.strings),
+        len(msg.int64s),
+        len(msg.doubles),
+        len(msg.bools),
+    )
     n_times, n_durations, n_bytes, n_maps = (
-        len(msg.timestamps), len(msg.durations), len(msg.bytes), len(msg.string_maps),
+        len(msg.timestamps),
+        len(msg.durations),
+        len(msg.bytes),
+        len(msg.string_maps),
     )
     try:
         if n_strings:
