@@ -63,50 +63,58 @@ def decode_attributes(msg: CompressedAttributes, words: list[str] | None = None)
     m = list(msg.words) if words is None else words
     g = _GLOBAL
     out: dict[str, Any] = {}
-    # Empty maps are common (a bag rarely has doubles); skipping them is cheaper than iterating them.
-    n_strings, n_int64s, n_doubles, n_bools = (
-        len(msg.strings),
-        len(msg.int64s),
-        len(msg.doubles),
-        len(msg.bools),
-    )
-    n_times, n_durations, n_bytes, n_maps = (
-        len(msg.timestamps),
-        len(msg.durations),
-        len(msg.bytes),
-        len(msg.string_maps),
-    )
+    # Measured (bench/decode.py): with upb, `for k in c: c[k]` beats `c.items()`, and testing a map's
+    # length beats iterating an empty one; a bag rarely uses all eight maps.
     try:
-        if n_strings:
-            for k, v in msg.strings.items():
-                out[g[k] if k >= 0 else m[~k]] = g[v] if v >= 0 else m[~v]
-        if n_int64s:
-            for k, v in msg.int64s.items():
-                out[g[k] if k >= 0 else m[~k]] = v
-        if n_doubles:
-            for k, v in msg.doubles.items():
-                out[g[k] if k >= 0 else m[~k]] = v
-        if n_bools:
-            for k, v in msg.bools.items():
-                out[g[k] if k >= 0 else m[~k]] = v
-        if n_times:
-            for k, v in msg.timestamps.items():
+        c: Any = msg.strings
+        for k in c:
+            v = c[k]
+            out[g[k] if k >= 0 else m[~k]] = g[v] if v >= 0 else m[~v]
+        total = len(c)
+        c = msg.int64s
+        if c:
+            total += len(c)
+            for k in c:
+                out[g[k] if k >= 0 else m[~k]] = c[k]
+        c = msg.doubles
+        if c:
+            total += len(c)
+            for k in c:
+                out[g[k] if k >= 0 else m[~k]] = c[k]
+        c = msg.bools
+        if c:
+            total += len(c)
+            for k in c:
+                out[g[k] if k >= 0 else m[~k]] = c[k]
+        c = msg.timestamps
+        if c:
+            total += len(c)
+            for k in c:
+                v = c[k]
                 out[g[k] if k >= 0 else m[~k]] = Timestamp(v.seconds * 1_000_000_000 + v.nanos)
-        if n_durations:
-            for k, v in msg.durations.items():
+        c = msg.durations
+        if c:
+            total += len(c)
+            for k in c:
+                v = c[k]
                 out[g[k] if k >= 0 else m[~k]] = Duration(v.seconds * 1_000_000_000 + v.nanos)
-        if n_bytes:
-            for k, v in msg.bytes.items():
-                out[g[k] if k >= 0 else m[~k]] = v
-        if n_maps:
-            for k, v in msg.string_maps.items():
-                out[g[k] if k >= 0 else m[~k]] = {
-                    (g[ek] if ek >= 0 else m[~ek]): (g[ev] if ev >= 0 else m[~ev])
-                    for ek, ev in v.entries.items()
-                }
+        c = msg.bytes
+        if c:
+            total += len(c)
+            for k in c:
+                out[g[k] if k >= 0 else m[~k]] = c[k]
+        c = msg.string_maps
+        if c:
+            total += len(c)
+            for k in c:
+                entries = c[k].entries
+                value = {}
+                for ek in entries:
+                    ev = entries[ek]
+                    value[g[ek] if ek >= 0 else m[~ek]] = g[ev] if ev >= 0 else m[~ev]
+                out[g[k] if k >= 0 else m[~k]] = value
     except IndexError:
         raise DecodeError(_explain_bad_index(msg, m)) from None
-    total = n_strings + n_int64s + n_doubles + n_bools + n_times + n_durations + n_bytes + n_maps
     if len(out) != total:
         raise DecodeError(_explain_duplicate(msg, m))
     return out

@@ -18,10 +18,12 @@ nanoseconds, datetime only microseconds), cheap to build on the hot path, and co
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from enum import IntEnum
 
 _NS = 1_000_000_000
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_ZONE_OFFSET = re.compile(r"[+-][0-9]{2}:[0-9]{2}")
 
 
 class ValueType(IntEnum):
@@ -69,8 +71,10 @@ class Timestamp(int):
         if zone_at <= 0:
             raise ValueError(f"{text!r} is not an RFC 3339 timestamp: no time zone")
         clock, zone = rest[:zone_at], rest[zone_at:]
-        clock, _, fraction = clock.partition(".")
-        if fraction and not (fraction.isdigit() and len(fraction) <= 9):
+        if zone not in ("Z", "z") and not _ZONE_OFFSET.fullmatch(zone):
+            raise ValueError(f"{text!r} is not an RFC 3339 timestamp: bad time zone")
+        clock, dot, fraction = clock.partition(".")
+        if dot and not (fraction.isascii() and fraction.isdigit() and len(fraction) <= 9):
             raise ValueError(f"{text!r} is not an RFC 3339 timestamp: bad fraction")
         try:
             base = _dt.datetime.fromisoformat(f"{date_part}T{clock}{'+00:00' if zone in 'zZ' else zone}")
@@ -94,7 +98,8 @@ class Timestamp(int):
 
     def isoformat(self) -> str:
         """RFC 3339 in UTC with as many fraction digits as needed, like Go's time.RFC3339Nano."""
-        base = (_EPOCH + _dt.timedelta(seconds=self.seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+        # isoformat, not strftime: strftime("%Y") does not pad years before 1000 to four digits.
+        base = (_EPOCH + _dt.timedelta(seconds=self.seconds)).replace(tzinfo=None).isoformat("T", "seconds")
         fraction = f"{self.nanos:09d}".rstrip("0")
         return f"{base}.{fraction}Z" if fraction else f"{base}Z"
 
@@ -125,7 +130,7 @@ class Duration(int):
     @property
     def seconds(self) -> int:
         """Whole seconds, truncated toward zero (google.protobuf.Duration's rule)."""
-        return int(int(self) / _NS) if self < 0 else int(self) // _NS
+        return -(-int(self) // _NS) if self < 0 else int(self) // _NS
 
     @property
     def nanos(self) -> int:
