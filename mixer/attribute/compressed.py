@@ -208,6 +208,10 @@ class WordEncoder:
         g = GLOBAL_INDEX.get(word)
         if g is not None and g < self._global_limit:
             return g
+        return self.message_index(word)
+
+    def message_index(self, word: str) -> int:
+        """The word's slot in the message dictionary (always < 0), added if new."""
         slot = self._slots.get(word)
         if slot is None:
             slot = self._slots[word] = -len(self.words) - 1

@@ -15,7 +15,9 @@ def encode_references(references: Iterable[Reference], global_word_count: int) -
     """References as word indices: global ones only below the caller's `global_word_count`.
 
     A map-key reference carries the key's index in `map_key`; a whole-attribute reference leaves it 0,
-    which the proxy reads as "the whole map" because it decodes map_key only for string maps.
+    which the proxy reads as "the whole map" because it decodes map_key only for string maps. A key
+    whose global index is 0 (the word `source.ip`) would read as "the whole map" too, so it goes into
+    the message words instead (Mixer sent 0 and lost the key).
     """
     enc = WordEncoder(global_word_count)
     out = ReferencedAttributes()
@@ -23,7 +25,8 @@ def encode_references(references: Iterable[Reference], global_word_count: int) -
     for ref in references:
         match = matches.add(name=enc.index(ref.name), condition=int(ref.condition))
         if ref.key is not None:
-            match.map_key = enc.index(ref.key)
+            key = enc.index(ref.key)
+            match.map_key = key if key != 0 else enc.message_index(ref.key)
     out.words.extend(enc.words)
     return out
 

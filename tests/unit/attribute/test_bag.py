@@ -279,11 +279,15 @@ def test_decode_references_reads_map_key_only_for_string_maps():
     assert decode_references(msg)[1] == Reference("source.uid", EXACT, ":method")
 
 
-def test_map_key_source_ip_is_indistinguishable_from_no_key():
-    """The documented clash (MIXER.md 1.3): key index 0 is both `source.ip` and "no key"."""
-    msg = encode_references([Reference("request.headers", EXACT, "source.ip")], 222)
-    assert msg.attribute_matches[0].map_key == 0
-    assert decode_references(msg, _is_string_map) == [Reference("request.headers", EXACT)]
-    # A client without the global dictionary sends the key as a message word, and the key survives.
-    msg = encode_references([Reference("request.headers", EXACT, "source.ip")], 0)
-    assert decode_references(msg, _is_string_map) == [Reference("request.headers", EXACT, "source.ip")]
+def test_map_key_with_global_index_zero_goes_to_message_words() -> None:
+    """0 in map_key means "no key"; the word with global index 0 must not be sent as 0."""
+    from mixerd.attribute import GLOBAL_WORDS, Condition, Reference, decode_references, encode_references
+
+    key = GLOBAL_WORDS[0]
+    msg = encode_references([Reference("request.headers", Condition.EXACT, key)], 222)
+    (match,) = msg.attribute_matches
+    assert match.map_key < 0
+    assert list(msg.words) == [key]
+    assert decode_references(msg, lambda name: name == "request.headers") == [
+        Reference("request.headers", Condition.EXACT, key)
+    ]

@@ -1,0 +1,168 @@
+"""Assembling mixerd's servers: the grpc.aio server (Mixer API, health, reflection) and monitoring HTTP.
+
+`start(settings)` binds and starts everything and returns a `RunningServer` with the real ports; `mixerd
+serve` and the test fixtures both use it. Once both servers listen, `RunningServer.ready_lines()` gives
+the two lines `mixerd serve` prints to stdout (tools and benchmarks parse them):
+
+    mixerd: serving istio.mixer.v1.Mixer on <host>:<port>
+    mixerd: monitoring on http://<host>:<port>
+
+`<host>` is the bind address as given (IPv6 in brackets) and `<port>` the bound port, also when 0 was
+asked for. Parse them with `READY_PATTERN`, whose groups are (what, host, port).
+
+Shutdown (`RunningServer.stop`): health turns NOT_SERVING and /readyz 503, the gRPC server stops taking
+calls and gives in-flight ones `grace` seconds, then the monitoring server closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ..settings import Settings
+from .dispatch import Dispatcher, NoRulesDispatcher
+from .mixer_api import SERVICE_NAME, MixerApi
+from .monitoring import MonitoringApp, MonitoringServer
+from .stats import Stats, make_registry
+
+#: Matches either ready line; groups: "serving istio.mixer.v1.Mixer" or "monitoring", host, port.
+READY_PATTERN = re.compile(r"^mixerd: (serving \S+|monitoring) on (?:http://)?(\[[^\]]+\]|[^\s:]+):(\d+)$")
+
+_HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+class StartError(Exception):
+    """The server cannot start; `exit_code` is what `mixerd serve` exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(StartError):
+    """The settings point at something unusable (a --config folder that does not exist)."""
+
+    exit_code = 2
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+@dataclass
+class RunningServer:
+    """A started mixerd: the bound ports, its counters, and `stop`."""
+
+    settings: Settings
+    port: int
+    monitoring_port: int
+    stats: Stats
+    dispatcher: Dispatcher
+    _grpc: grpc.aio.Server = field(repr=False)
+    _health: health.aio.HealthServicer = field(repr=False)
+    _monitoring_app: MonitoringApp = field(repr=False)
+    _monitoring: MonitoringServer = field(repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def host(self) -> str:
+        return self.settings.address
+
+    @property
+    def address(self) -> str:
+        """Where the gRPC server listens, as `host:port`."""
+        return host_port(self.host, self.port)
+
+    @property
+    def monitoring_url(self) -> str:
+        return "http://" + host_port(self.host, self.monitoring_port)
+
+    def ready_lines(self) -> list[str]:
+        """The two lines `mixerd serve` prints once serving (format in the module docstring)."""
+        return [
+            f"mixerd: serving {SERVICE_NAME} on {self.address}",
+            f"mixerd: monitoring on {self.monitoring_url}",
+        ]
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop serving; in-flight calls get `grace` seconds (default settings.shutdown_grace). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._monitoring_app.ready = False
+        await self._health.enter_graceful_shutdown()
+        await self._grpc.stop(self.settings.shutdown_grace if grace is None else grace)
+        # shutdown() waits for the serving thread's next poll; keep the event loop free meanwhile.
+        await asyncio.to_thread(self._monitoring.stop)
+
+    async def wait_for_termination(self) -> None:
+        await self._grpc.wait_for_termination()
+
+
+def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_size),
+        ("grpc.max_send_message_length", settings.max_message_size),
+        # grpc sets SO_REUSEPORT by default, so a second server on a busy port would silently share it;
+        # refuse instead. (Several workers sharing one port on purpose will turn this back on.)
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def _check_config(settings: Settings) -> None:
+    if settings.config is not None and not os.path.isdir(settings.config):
+        raise ConfigError(f"--config {settings.config}: no such folder")
+
+
+async def start(settings: Settings, dispatcher: Dispatcher | None = None) -> RunningServer:
+    """Bind and start the gRPC and monitoring servers; StartError (or ConfigError) when that fails.
+
+    Must be awaited on the event loop that will run the server. `dispatcher` defaults to the no-rules one.
+    """
+    _check_config(settings)
+    dispatcher = NoRulesDispatcher() if dispatcher is None else dispatcher
+    stats = Stats()
+    monitoring_app = MonitoringApp(make_registry(stats))
+    try:
+        monitoring = MonitoringServer(monitoring_app, settings.address, settings.monitoring_port)
+    except OSError as e:
+        where = host_port(settings.address, settings.monitoring_port)
+        raise StartError(f"cannot listen for monitoring on {where}: {e}") from None
+
+    server = grpc.aio.server(options=_grpc_options(settings))
+    MixerApi(dispatcher, stats).add_to_server(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server)
+    where = host_port(settings.address, settings.port)
+    try:
+        port = server.add_insecure_port(where)
+    except RuntimeError as e:  # grpc raises RuntimeError("Failed to bind ...") for a busy or bad address
+        port, reason = 0, str(e)
+    else:
+        reason = "address in use or not available"
+    if not port:
+        monitoring.stop()
+        raise StartError(f"cannot listen for gRPC on {where}: {reason}")
+
+    await server.start()
+    monitoring.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    monitoring_app.ready = True
+    return RunningServer(
+        settings=settings,
+        port=port,
+        monitoring_port=monitoring.port,
+        stats=stats,
+        dispatcher=dispatcher,
+        _grpc=server,
+        _health=health_servicer,
+        _monitoring_app=monitoring_app,
+        _monitoring=monitoring,
+    )

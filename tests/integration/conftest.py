@@ -1,0 +1,113 @@
+"""Fixtures that run a real mixerd server in-process, on free ports, and always stop it.
+
+`mixer_server` is a started server with the no-rules dispatcher; `start_mixer_server(...)` starts more
+(with other settings or a dispatcher of your own). Each server runs on its own event loop in a
+background thread, so tests stay plain synchronous functions using grpc's sync client.
+
+Handle contract (`MixerServer`): `.address` "127.0.0.1:PORT", `.port`, `.monitoring_url`
+"http://127.0.0.1:PORT", `.monitoring_port`, `.stats` (the live counters) and `.running` (the
+mixerd.server.app.RunningServer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+from mixerd.server.app import RunningServer, start
+from mixerd.server.dispatch import Dispatcher
+from mixerd.server.stats import Stats
+from mixerd.settings import Settings
+
+T = TypeVar("T")
+
+#: What tests get unless they ask otherwise: loopback, free ports, no waiting at shutdown.
+TEST_SETTINGS = Settings(address="127.0.0.1", port=0, monitoring_port=0, shutdown_grace=0.0)
+
+
+class _LoopThread:
+    """An asyncio event loop running forever on a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="mixerd-test-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+@dataclass
+class MixerServer:
+    """A running in-process mixerd (see the module docstring for the contract)."""
+
+    running: RunningServer
+    _loop: _LoopThread
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    @property
+    def address(self) -> str:
+        return self.running.address
+
+    @property
+    def monitoring_port(self) -> int:
+        return self.running.monitoring_port
+
+    @property
+    def monitoring_url(self) -> str:
+        return self.running.monitoring_url
+
+    @property
+    def stats(self) -> Stats:
+        return self.running.stats
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop now (the fixture also stops it; stopping twice is fine)."""
+        self._loop.run(self.running.stop(grace))
+
+
+@contextmanager
+def _serve(settings: Settings, dispatcher: Dispatcher | None) -> Iterator[MixerServer]:
+    loop = _LoopThread()
+    try:
+        server = MixerServer(loop.run(start(settings, dispatcher)), loop)
+        try:
+            yield server
+        finally:
+            server.stop(0)
+    finally:
+        loop.close()
+
+
+@pytest.fixture
+def mixer_server() -> Iterator[MixerServer]:
+    """A mixerd with no rules on 127.0.0.1, free gRPC and monitoring ports."""
+    with _serve(TEST_SETTINGS, None) as server:
+        yield server
+
+
+@pytest.fixture
+def start_mixer_server() -> Iterator[Callable[..., MixerServer]]:
+    """`start_mixer_server(dispatcher=None, **settings)` starts another server; all stop at teardown."""
+    with ExitStack() as stack:
+
+        def _start(dispatcher: Dispatcher | None = None, **overrides: Any) -> MixerServer:
+            settings = dataclasses.replace(TEST_SETTINGS, **overrides)
+            return stack.enter_context(_serve(settings, dispatcher))
+
+        yield _start

@@ -1,0 +1,50 @@
+"""The commands shown in the README's tour run, against a live server, and do what the text says."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mixerd.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def _shell_lines(markdown: str) -> list[str]:
+    blocks = re.findall(r"```sh\n(.*?)```", markdown, flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def _tour_commands(prefix: str) -> list[str]:
+    return [line for line in _shell_lines((REPO / "README.md").read_text()) if line.startswith(prefix)]
+
+
+def test_readme_has_a_tour() -> None:
+    assert len(_tour_commands("mixerd check")) >= 2
+    assert _tour_commands("mixerd report")
+    assert _tour_commands("curl ")
+
+
+@pytest.mark.parametrize("line", _tour_commands("mixerd "))
+def test_readme_mixerd_commands_succeed(line: str, mixer_server, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [arg.replace("localhost:9091", mixer_server.address) for arg in shlex.split(line)[1:]]
+    assert main(argv) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "OK" in out
+
+
+@pytest.mark.parametrize("line", _tour_commands("curl "))
+def test_readme_monitoring_urls_answer(line: str, mixer_server) -> None:
+    command, _, grep = line.partition("|")
+    url = next(arg for arg in shlex.split(command) if arg.startswith("localhost:15014"))
+    path = url.removeprefix("localhost:15014")
+    with urllib.request.urlopen(mixer_server.monitoring_url + path, timeout=10) as response:
+        assert response.status == 200
+        body = response.read().decode()
+    if grep.strip():
+        assert shlex.split(grep)[-1] in body
