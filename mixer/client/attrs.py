@@ -129,6 +129,26 @@ _GUESS_ORDER: tuple[Callable[[str], Any], ...] = (
 )
 
 
+_PARSERS_BY_TYPE: Mapping[ValueType, Callable[[str], Any]] = {
+    ValueType.STRING: parse_string,
+    ValueType.DNS_NAME: parse_string,
+    ValueType.EMAIL_ADDRESS: parse_string,
+    ValueType.URI: parse_string,
+    ValueType.INT64: parse_int64,
+    ValueType.DOUBLE: parse_double,
+    ValueType.BOOL: parse_bool,
+    ValueType.TIMESTAMP: parse_timestamp,
+    ValueType.DURATION: parse_duration,
+    ValueType.IP_ADDRESS: parse_ip,
+    ValueType.STRING_MAP: parse_string_map,
+}
+
+
+def parse_typed(value_type: ValueType, text: str) -> Any:
+    """`text` as a value of `value_type` (the manifest's type of an attribute)."""
+    return _PARSERS_BY_TYPE[value_type](text)
+
+
 def guess_value(text: str) -> Any:
     """The typed value mixc would send for `text`: int64, double, bool, timestamp, duration, bytes,
     string map, else string. (So `t` is a bool and `ab` is one byte: use a typed flag to avoid that.)"""

@@ -67,19 +67,15 @@ _positive_int.__name__ = "positive integer"
 _positive_float.__name__ = "positive number"
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-m",
-        "--mixer",
-        default=_DEFAULT_MIXER,
-        metavar="HOST:PORT",
-        help=f"Mixer address (default {_DEFAULT_MIXER})",
-    )
+def add_attribute_flags(
+    p: argparse.ArgumentParser, action: type[argparse.Action] = _AttributesAction
+) -> None:
+    """The typed attribute flags (-s, -i, ..., -a), collected into args.attribute_values by `action`."""
     group = p.add_argument_group("attributes", "each flag takes name=value,... and can be repeated")
     for kind in attrs.ATTRIBUTE_KINDS:
         group.add_argument(
             *kind.options,
-            action=_AttributesAction,
+            action=action,
             const=kind.name,
             dest="attribute_values",
             metavar="NAME=VALUE,...",
@@ -88,12 +84,23 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         if kind.mixc_option:  # so that mixc command lines work unchanged
             group.add_argument(
                 kind.mixc_option,
-                action=_AttributesAction,
+                action=action,
                 const=kind.name,
                 dest="attribute_values",
                 help=argparse.SUPPRESS,
             )
     p.set_defaults(attribute_values=None)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-m",
+        "--mixer",
+        default=_DEFAULT_MIXER,
+        metavar="HOST:PORT",
+        help=f"Mixer address (default {_DEFAULT_MIXER})",
+    )
+    add_attribute_flags(p)
     run = p.add_argument_group("running")
     run.add_argument(
         "-r", "--repeat", type=_positive_int, default=1, metavar="N", help="calls to make (default 1)"
