@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from . import __version__
 
 # subcommand -> module in mixerd.commands
-_COMMANDS = {"serve": "serve", "check": "client", "report": "client"}
+_COMMANDS = {"serve": "serve", "check": "client", "report": "client", "eval": "eval"}
 
 
 def build_parser() -> argparse.ArgumentParser:

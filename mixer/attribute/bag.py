@@ -74,6 +74,14 @@ class AttributeBag:
         """Whether `name` is present; records EXACT or ABSENCE."""
         return self.get(name) is not None
 
+    def get_map(self, name: str) -> Any | None:
+        """The whole value of string map `name`, or None; records only ABSENCE (MIXER.md 8.5: fetching
+        a whole map records nothing by itself, its keys are recorded when they are looked up)."""
+        value = self._values.get(name)
+        if value is None:
+            self._refs.setdefault(name, _ABSENCE)
+        return value
+
     def map_get(self, name: str, key: str) -> str | None:
         """The value under `key` in string map `name`, or None; records (name, key) EXACT or ABSENCE.
 

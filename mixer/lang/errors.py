@@ -1,0 +1,27 @@
+"""The expression language's errors: one base class, one subclass per phase."""
+
+from __future__ import annotations
+
+
+class ExpressionError(Exception):
+    """Any failure of a CEXL expression: parsing, type checking or evaluation."""
+
+
+class ParseError(ExpressionError):
+    """Bad syntax. `position` is the 0-based character offset of the offending token."""
+
+    def __init__(self, message: str, position: int = 0) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class TypeCheckError(ExpressionError):
+    """The expression does not type-check against the manifest (Mixer's `EvalType` texts)."""
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class EvaluationError(ExpressionError):
+    """A runtime failure, with Mixer's texts (`lookup failed: 'a'`, `could not convert x to IP_ADDRESS`)."""

@@ -1,0 +1,147 @@
+"""CEXL compilation: values, reference tracking (incl. short-circuits), `|` semantics, runtime errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mixerd.attribute import AttributeBag, Condition, Duration, Reference, Timestamp, ValueType
+from mixerd.lang import EvaluationError, compile_expression
+
+V = ValueType
+M = {
+    "a": V.INT64, "b": V.INT64, "s": V.STRING, "s2": V.STRING, "ok": V.BOOL, "m": V.STRING_MAP,
+    "t": V.TIMESTAMP, "du": V.DURATION, "i": V.IP_ADDRESS, "dn": V.DNS_NAME, "e": V.EMAIL_ADDRESS,
+    "u": V.URI, "d": V.DOUBLE,
+}  # fmt: skip
+E, A = Condition.EXACT, Condition.ABSENCE
+
+
+def run(text: str, **values: Any) -> tuple[Any, list[Reference]]:
+    bag = AttributeBag(values)
+    result = compile_expression(text, M).evaluate(bag)
+    return result, bag.references()
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        ('s == "x"', {"s": "x"}, True),
+        ("a + b", {"a": 2, "b": 3}, 5),
+        ("a + 1", {"a": (1 << 63) - 1}, -(1 << 63)),  # int64 wraps as in Go
+        ('s + "!"', {"s": "hi"}, "hi!"),
+        ("d + 0.5", {"d": 1.0}, 1.5),
+        ('du > "1s"', {"du": Duration(2_000_000_000)}, True),
+        ('t < timestamp("2020-01-01T00:00:00Z")', {"t": Timestamp.parse("2019-01-01T00:00:00Z")}, True),
+        ('i == ip("1.2.3.4")', {"i": b"\x00" * 10 + b"\xff\xff\x01\x02\x03\x04"}, True),
+        ('dn == dnsName("Example.COM.")', {"dn": "example.com"}, True),
+        ('e == email("joe@EXAMPLE.com")', {"e": "joe@example.com"}, True),
+        ('e == email("Joe@example.com")', {"e": "joe@example.com"}, False),
+        ('u == uri("HTTP://Example.com:80/x")', {"u": "http://example.com:80/x"}, True),
+        ('u == uri("http://example.com:81/x")', {"u": "http://example.com:80/x"}, False),
+        ('match(s, "*")', {"s": "q"}, True),
+        ('match(s, "ab*")', {"s": "abc"}, True),
+        ('match(s, "*bc")', {"s": "abc"}, True),
+        ('match(s, "*b*")', {"s": "*bzz"}, True),  # trailing * is tested first: prefix "*b"
+        ("match(s, s2)", {"s": "abc", "s2": "a*"}, True),
+        ('"^a.c".matches(s)', {"s": "xxabc"}, False),
+        ('"a.c".matches(s)', {"s": "xxabc"}, True),
+        ("s2.matches(s)", {"s": "xxabc", "s2": "b"}, True),
+        ('s.startsWith("ab") && s.endsWith("c")', {"s": "abc"}, True),
+        ("toLower(s)", {"s": "AbC"}, "abc"),
+        ("size(s)", {"s": "héllo"}, 6),
+        ('conditional(ok, "y", "n")', {"ok": False}, "n"),
+        ('conditionalString(ok, "y", "n")', {"ok": True}, "y"),
+        ('m["k"]', {"m": {}}, ""),
+        ("m | emptyStringMap()", {}, {}),
+        ("a != 3", {"a": 3}, False),
+    ],
+)
+def test_values(text: str, values: dict[str, Any], expected: Any) -> None:
+    assert run(text, **values)[0] == expected
+
+
+def test_short_circuit_records_only_what_was_read() -> None:
+    assert run("a == 1 || b == 2", a=1, b=2) == (True, [Reference("a", E)])
+    assert run("a == 1 || b == 2", a=0, b=2) == (True, [Reference("a", E), Reference("b", E)])
+    assert run("a == 1 && b == 2", a=0) == (False, [Reference("a", E)])
+    assert run("conditional(ok, s, s2)", ok=True, s="x") == ("x", [Reference("ok", E), Reference("s", E)])
+
+
+def test_first_present_operand() -> None:
+    assert run('s | s2 | "d"', s2="") == ("", [Reference("s", A), Reference("s2", E)])
+    assert run('s | "d"', s="") == ("", [Reference("s", E)])  # an empty present string wins
+    # Calls and constants are always present: the rest is never evaluated.
+    assert run('"a".startsWith("b") | ok') == (False, [])
+    assert run('m["k"] | s | "z"', m={"k": "v"}) == ("v", [Reference("m", E, "k")])
+
+
+def test_map_key_falls_through_inside_or_only() -> None:
+    assert run('m["k"] | "d"', m={}) == ("d", [Reference("m", A, "k")])
+    assert run('m["k"] | "d"') == ("d", [Reference("m", A)])
+    assert run('m["k"]', m={}) == ("", [Reference("m", A, "k")])
+    assert run('emptyStringMap()["k"] | "d"') == ("d", [])
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "message"),
+    [
+        ("a == 1", {}, "lookup failed: 'a'"),
+        ("s | s2", {}, "lookup failed: 's2'"),
+        ('m["k"]', {}, "lookup failed: 'm'"),
+        ("a == 1", {"a": "1"}, "error converting value to INT64"),
+        ("ok", {"ok": 1}, "error converting value to BOOL"),
+        ("ip(s) == i", {"s": "nope", "i": b"\x01\x02\x03\x04"}, "could not convert nope to IP_ADDRESS"),
+        (
+            "timestamp(s) == t",
+            {"s": "2020-01-01", "t": Timestamp(0)},
+            "could not convert '2020-01-01' to TIMESTAMP",
+        ),
+        ("dnsName(s) == dn", {"s": "a..b", "dn": "x"}, "dns name"),
+        ("email(s) == e", {"s": "Joe <joe@x.com>", "e": "x"}, "email"),
+        ("uri(s) == u", {"s": "", "u": "x"}, "uri"),
+        ("s2.matches(s)", {"s": "x", "s2": "("}, "error parsing regexp"),
+        ('"(a)\\\\1".matches(s)', {"s": "aa"}, "error parsing regexp"),
+    ],
+)
+def test_runtime_errors(text: str, values: dict[str, Any], message: str) -> None:
+    with pytest.raises(EvaluationError) as info:
+        run(text, **values)
+    assert message in str(info.value)
+
+
+def test_subclass_values_pass_type_check() -> None:
+    class Name(str):
+        pass
+
+    assert run('s == "x"', s=Name("x"))[0] is True
+
+
+def test_constant_folding_gives_a_constant_evaluator() -> None:
+    folded = compile_expression('size("ab") == 2 && ip("1.2.3.4") == ip("::ffff:1.2.3.4")', M)
+    assert folded.constant and folded.value is True and folded.always_true
+    assert folded.evaluate(AttributeBag()) is True
+    partial = compile_expression('s == toLower("ABC")', M)
+    assert not partial.constant
+    assert "toLower" not in partial.source and "_k" in partial.source
+
+
+@pytest.mark.parametrize("text", ["", "true", "TRUE", '"a" == "a"'])
+def test_always_true(text: str) -> None:
+    compiled = compile_expression(text, M)
+    assert compiled.always_true and compiled.type == V.BOOL
+    bag = AttributeBag({"a": 1})
+    assert compiled.evaluate(bag) is True
+    assert bag.references() == []
+
+
+def test_not_always_true() -> None:
+    assert not compile_expression("false", M).always_true
+    assert not compile_expression("ok", M).always_true
+
+
+def test_invalid_constant_ip_fails_at_run_time_not_compile_time() -> None:
+    compiled = compile_expression('ip("x") == i', M)
+    with pytest.raises(EvaluationError, match="could not convert x to IP_ADDRESS"):
+        compiled.evaluate(AttributeBag({"i": b"\x01\x02\x03\x04"}))
