@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ..api.mixer.v1 import mixer_pb2
-from .bag import Reference
+from .bag import Condition, Reference
 from .compressed import WordEncoder
+from .dictionary import GLOBAL_WORDS
 
 ReferencedAttributes = mixer_pb2.ReferencedAttributes
 
@@ -39,9 +40,6 @@ def decode_references(
     Like the proxy, map_key is decoded only for string-map attributes (`is_string_map`), because 0 is
     both "no key" and the global index of `source.ip`; without the predicate a non-zero map_key counts.
     """
-    from .bag import Condition
-    from .dictionary import GLOBAL_WORDS
-
     def word(i: int) -> str:
         return GLOBAL_WORDS[i] if i >= 0 else msg.words[-i - 1]
 

@@ -54,11 +54,11 @@ def _typed_values(raw: list[tuple[str, str, str, str]], manifest: Mapping[str, V
     out: dict[str, Any] = {}
     for kind, flag, name, text in raw:
         declared = manifest.get(name)
+        if kind != "any" or declared is None:  # a typed flag, or an attribute the manifest does not know
+            out[name] = attrs.parse_attribute_flag(flag, kind, f"{name}={text}", manifest)[name]
+            continue
         try:
-            if kind == "any" and declared is not None:
-                out[name] = attrs.parse_typed(declared, text)
-            else:
-                out[name] = attrs.parse_attribute_flag(flag, kind, f"{name}={text}", manifest)[name]
+            out[name] = attrs.parse_typed(declared, text)
         except ValueError as e:
             raise attrs.AttributeFlagError(f"{flag}: '{name}={text}': {e}") from None
     return out

@@ -90,3 +90,5 @@ def test_bad_config_folder_is_a_usage_error(tmp_path: Path, capsys: pytest.Captu
 def test_bad_attribute_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "request.size", "-a", "request.size=ten"]) == 2
     assert "-a: 'request.size=ten'" in capsys.readouterr().err
+    assert main(["eval", "request.size", "-i", "request.size=ten"]) == 2
+    assert capsys.readouterr().err == "mixerd eval: -i: 'request.size=ten': 'ten' is not an int64\n"
