@@ -40,6 +40,7 @@ def decode_references(
     Like the proxy, map_key is decoded only for string-map attributes (`is_string_map`), because 0 is
     both "no key" and the global index of `source.ip`; without the predicate a non-zero map_key counts.
     """
+
     def word(i: int) -> str:
         return GLOBAL_WORDS[i] if i >= 0 else msg.words[-i - 1]
 
