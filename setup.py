@@ -16,6 +16,9 @@ def _installed_name(folder_package: str) -> str:
 
 setup(
     packages=[
-        _installed_name(p) for p in find_packages(include=["mixer", "mixer.*", "adapters", "adapters.*"])
-    ]
+        *(_installed_name(p) for p in find_packages(include=["mixer", "mixer.*", "adapters", "adapters.*"])),
+        # rules/ holds the embedded default config (and examples) that `mixerd serve` runs without
+        # --config; it ships as data inside the package.
+        "mixerd.rules",
+    ],
 )

@@ -48,6 +48,21 @@ class Settings:
     config: str | None = _setting(
         None, _optional_str, "folder of rule YAML files; unset: the embedded default rules", "DIR"
     )
+    config_default_namespace: str = _setting(
+        "istio-system",
+        str,
+        "config namespace whose rules apply to every request (Mixer's default)",
+        "NAMESPACE",
+    )
+    config_poll_interval: float = _setting(
+        0.5,
+        _seconds,
+        "seconds between checks of the --config folder for changes; 0 turns reloading off",
+        "SECONDS",
+    )
+    adapter_timeout: float = _setting(
+        5.0, _seconds, "longest wait on an adapter when the caller set no shorter deadline", "SECONDS"
+    )
     monitoring_port: int = _setting(
         15014, _port, "HTTP port for mixerd's own /metrics, /version, /healthz, /readyz; 0 picks one", "PORT"
     )

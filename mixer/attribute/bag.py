@@ -44,12 +44,14 @@ class AttributeBag:
     code that is not deciding a policy outcome, such as logging). Values are never None.
     """
 
-    __slots__ = ("_refs", "_values")
+    __slots__ = ("_generated", "_refs", "_values")
 
     def __init__(self, values: Mapping[str, Any] | None = None) -> None:
         self._values: dict[str, Any] = dict(values) if values else {}
         # Keys are attribute names (str) or (name, map key) tuples; insertion-ordered, first record wins.
         self._refs: dict[str | tuple[str, str], Condition] = {}
+        # Attributes made by attribute generators, consulted only where the request has none.
+        self._generated: dict[str, Any] | None = None
 
     @classmethod
     def wrap(cls, values: dict[str, Any]) -> AttributeBag:
@@ -57,7 +59,24 @@ class AttributeBag:
         bag = cls.__new__(cls)
         bag._values = values
         bag._refs = {}
+        bag._generated = None
         return bag
+
+    def merge_under(self, generated: Mapping[str, Any]) -> None:
+        """Add attribute-generator output *under* the request's attributes (MIXER.md 6.3).
+
+        What the request carries wins; generated values only fill gaps, and reading them records no
+        reference (the proxy did not send them, so they cannot be part of its cache key).
+        """
+        if not generated:
+            return
+        own = self._values
+        extra = {k: v for k, v in generated.items() if k not in own and v is not None}
+        if extra:
+            if self._generated is None:
+                self._generated = extra
+            else:
+                self._generated.update(extra)
 
     # -- reads that record ------------------------------------------------------------------------
 
@@ -65,6 +84,9 @@ class AttributeBag:
         """The value of `name`, or None when absent; records EXACT or ABSENCE."""
         value = self._values.get(name, _MISSING)
         if value is _MISSING:
+            generated = self._generated
+            if generated is not None and name in generated:
+                return generated[name]
             self._refs.setdefault(name, _ABSENCE)
             return None
         self._refs.setdefault(name, _EXACT)
@@ -79,6 +101,9 @@ class AttributeBag:
         a whole map records nothing by itself, its keys are recorded when they are looked up)."""
         value = self._values.get(name)
         if value is None:
+            generated = self._generated
+            if generated is not None and name in generated:
+                return generated[name]
             self._refs.setdefault(name, _ABSENCE)
         return value
 
@@ -89,6 +114,9 @@ class AttributeBag:
         """
         mapping = self._values.get(name, _MISSING)
         if mapping is _MISSING:
+            generated = self._generated
+            if generated is not None and name in generated:
+                return generated[name].get(key)
             self._refs.setdefault(name, _ABSENCE)
             return None
         value = mapping.get(key)
@@ -106,20 +134,25 @@ class AttributeBag:
 
     def peek(self, name: str) -> Any | None:
         """The value of `name` without recording a reference."""
-        return self._values.get(name)
+        value = self._values.get(name)
+        if value is None and self._generated is not None:
+            return self._generated.get(name)
+        return value
 
     def names(self) -> list[str]:
-        return list(self._values)
+        return list(self.as_dict())
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        return iter(self._values.items())
+        return iter(self.as_dict().items())
 
     def as_dict(self) -> dict[str, Any]:
-        """A copy of the values."""
-        return dict(self._values)
+        """A copy of the values, generated ones included."""
+        if self._generated is None:
+            return dict(self._values)
+        return {**self._generated, **self._values}
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._values) + (len(self._generated) if self._generated else 0)
 
     def __repr__(self) -> str:
         return f"AttributeBag({self._values!r})"
@@ -143,3 +176,15 @@ class AttributeBag:
 
     def clear_references(self) -> None:
         self._refs.clear()
+
+    def mark_references(self) -> int:
+        """A mark of the references recorded so far, for `reset_references`."""
+        return len(self._refs)
+
+    def reset_references(self, mark: int) -> None:
+        """Forget the references recorded after `mark` (each quota starts from the state after
+        preprocessing, MIXER.md 8.1 step 9)."""
+        refs = self._refs
+        if len(refs) > mark:
+            for key in list(refs)[mark:]:
+                del refs[key]

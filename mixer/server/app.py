@@ -25,8 +25,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ..bundled import rules_folder
+from ..config import ConfigRejected
+from ..plugins import PluginError, load_adapters
+from ..runtime import Runtime, RuntimeCollector, RuntimeDispatcher
 from ..settings import Settings
-from .dispatch import Dispatcher, NoRulesDispatcher
+from .dispatch import Dispatcher
 from .mixer_api import SERVICE_NAME, MixerApi
 from .monitoring import MonitoringApp, MonitoringServer
 from .stats import Stats, make_registry
@@ -49,6 +53,10 @@ class ConfigError(StartError):
     exit_code = 2
 
 
+class InvalidConfig(StartError):
+    """The config folder (or an adapter plugin) is invalid; the message lists every problem."""
+
+
 def host_port(host: str, port: int) -> str:
     """`host:port`, with an IPv6 host in brackets."""
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
@@ -63,10 +71,12 @@ class RunningServer:
     monitoring_port: int
     stats: Stats
     dispatcher: Dispatcher
+    runtime: Runtime | None
     _grpc: grpc.aio.Server = field(repr=False)
     _health: health.aio.HealthServicer = field(repr=False)
     _monitoring_app: MonitoringApp = field(repr=False)
     _monitoring: MonitoringServer = field(repr=False)
+    _watcher: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -95,8 +105,12 @@ class RunningServer:
             return
         self._stopped = True
         self._monitoring_app.ready = False
+        if self._watcher is not None:
+            self._watcher.cancel()
         await self._health.enter_graceful_shutdown()
         await self._grpc.stop(self.settings.shutdown_grace if grace is None else grace)
+        if self.runtime is not None:
+            await self.runtime.close()
         # shutdown() waits for the serving thread's next poll; keep the event loop free meanwhile.
         await asyncio.to_thread(self._monitoring.stop)
 
@@ -119,18 +133,42 @@ def _check_config(settings: Settings) -> None:
         raise ConfigError(f"--config {settings.config}: no such folder")
 
 
-async def start(settings: Settings, dispatcher: Dispatcher | None = None) -> RunningServer:
-    """Bind and start the gRPC and monitoring servers; StartError (or ConfigError) when that fails.
+async def _start_runtime(settings: Settings) -> Runtime:
+    """The rule engine with the config in force: --config, or the embedded default rules."""
+    try:
+        adapters = load_adapters()
+    except PluginError as e:
+        raise InvalidConfig(str(e)) from None
+    folder = settings.config if settings.config is not None else rules_folder()
+    runtime = Runtime(adapters, folder=folder, default_namespace=settings.config_default_namespace)
+    try:
+        snapshot = runtime.compile()
+    except ConfigRejected as e:
+        raise InvalidConfig(f"{folder}: {e}") from None
+    await runtime.apply(snapshot)
+    return runtime
 
-    Must be awaited on the event loop that will run the server. `dispatcher` defaults to the no-rules one.
+
+async def start(settings: Settings, dispatcher: Dispatcher | None = None) -> RunningServer:
+    """Bind and start the gRPC and monitoring servers; StartError (or a subclass) when that fails.
+
+    Must be awaited on the event loop that will run the server. Without a `dispatcher` the rule engine
+    runs the config folder (watched for changes) or the embedded default rules.
     """
     _check_config(settings)
-    dispatcher = NoRulesDispatcher() if dispatcher is None else dispatcher
+    runtime: Runtime | None = None
     stats = Stats()
-    monitoring_app = MonitoringApp(make_registry(stats))
+    registry = make_registry(stats)
+    if dispatcher is None:
+        runtime = await _start_runtime(settings)
+        registry.register(RuntimeCollector(runtime.stats))
+        dispatcher = RuntimeDispatcher(runtime, runtime.stats, settings.adapter_timeout)
+    monitoring_app = MonitoringApp(registry)
     try:
         monitoring = MonitoringServer(monitoring_app, settings.address, settings.monitoring_port)
     except OSError as e:
+        if runtime is not None:
+            await runtime.close()
         where = host_port(settings.address, settings.monitoring_port)
         raise StartError(f"cannot listen for monitoring on {where}: {e}") from None
 
@@ -148,6 +186,8 @@ async def start(settings: Settings, dispatcher: Dispatcher | None = None) -> Run
         reason = "address in use or not available"
     if not port:
         monitoring.stop()
+        if runtime is not None:
+            await runtime.close()
         raise StartError(f"cannot listen for gRPC on {where}: {reason}")
 
     await server.start()
@@ -155,14 +195,19 @@ async def start(settings: Settings, dispatcher: Dispatcher | None = None) -> Run
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     monitoring_app.ready = True
+    watcher = None
+    if runtime is not None and settings.config is not None and settings.config_poll_interval > 0:
+        watcher = asyncio.get_running_loop().create_task(runtime.watch(settings.config_poll_interval))
     return RunningServer(
         settings=settings,
         port=port,
         monitoring_port=monitoring.port,
         stats=stats,
         dispatcher=dispatcher,
+        runtime=runtime,
         _grpc=server,
         _health=health_servicer,
         _monitoring_app=monitoring_app,
         _monitoring=monitoring,
+        _watcher=watcher,
     )

@@ -13,7 +13,10 @@ gRPC statuses:
 | | words, caller knows N` (Mixer's text) |
 | a Check bag does not decode | INVALID_ARGUMENT with the DecodeError text (names the index or attribute) |
 | some Report bags do not decode | INVALID_ARGUMENT `report bag I of N: <DecodeError text>`, joined by `; ` |
-| the dispatcher or mixerd fails | INTERNAL `mixerd internal error in Check (<exception type>); see the |
+| a check adapter fails or times out, an instance cannot be built | INTERNAL `performing check operation |
+| | failed: <handler FQN>: <reason>` |
+| report instances or adapters fail | UNKNOWN `performing report operation failed: ...` (Mixer's code) |
+| mixerd itself fails | INTERNAL `mixerd internal error in Check (<exception type>); see the |
 | | server log`, logged with its traceback |
 
 Report, unlike Mixer: Mixer answered UNKNOWN with the joined errors when some bags failed. mixerd first
@@ -44,7 +47,7 @@ from ..attribute import (
     decode_report,
     encode_references,
 )
-from .dispatch import ALLOW, CheckOutcome, Dispatcher, QuotaOutcome
+from .dispatch import ALLOW, CheckOutcome, Dispatcher, DispatchError, QuotaOutcome, QuotaRequest
 from .stats import Stats
 
 SERVICE_NAME: str = mixer_pb2.DESCRIPTOR.services_by_name["Mixer"].full_name
@@ -57,6 +60,7 @@ _ReportRequest = mixer_pb2.ReportRequest
 
 _INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 _INTERNAL = grpc.StatusCode.INTERNAL
+_UNKNOWN = grpc.StatusCode.UNKNOWN
 
 # Status messages travel in HTTP/2 trailers, which clients cap (8 KiB by default); keep well below.
 _MAX_MESSAGE_CHARS = 2000
@@ -91,6 +95,14 @@ def _fill_precondition(
     _set_duration(pre.valid_duration, outcome.valid_duration)
     pre.valid_use_count = outcome.valid_use_count
     pre.referenced_attributes.CopyFrom(references)
+    if outcome.has_route_directive:
+        directive = pre.route_directive
+        for op in outcome.request_header_operations:
+            directive.request_header_operations.add(name=op.name, value=op.value, operation=op.operation)
+        for op in outcome.response_header_operations:
+            directive.response_header_operations.add(name=op.name, value=op.value, operation=op.operation)
+        directive.direct_response_code = outcome.direct_response_code
+        directive.direct_response_body = outcome.direct_response_body
 
 
 def _fill_quota(
@@ -173,7 +185,7 @@ class MixerApi:
 
     async def check(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
-            body = await self._check(raw)
+            body = await self._check(raw, context.time_remaining())
         except Exception as e:
             await _abort(context, self._stats.check_codes, "Check", e)
         self._stats.check_codes[0] += 1
@@ -189,7 +201,7 @@ class MixerApi:
 
     # -- the work -----------------------------------------------------------------------------------
 
-    async def _check(self, raw: bytes) -> bytes:
+    async def _check(self, raw: bytes, timeout: float | None) -> bytes:
         stats = self._stats
         try:
             request = _CheckRequest.FromString(raw)
@@ -203,24 +215,26 @@ class MixerApi:
             stats.decode_errors += 1
             raise _Rejection(_INVALID_ARGUMENT, str(e)) from None
 
-        outcome = await self._dispatcher.check(bag)
         quotas = request.quotas
-        if outcome is ALLOW and not quotas and not bag.raw_references:
+        wanted = {name: QuotaRequest(p.amount, p.best_effort) for name, p in quotas.items()} if quotas else {}
+        try:
+            outcome = await self._dispatcher.check(bag, wanted, request.deduplication_id, timeout)
+        except DispatchError as e:
+            raise _Rejection(_INTERNAL, f"performing check operation failed: {e}") from None
+        if outcome is ALLOW and not bag.raw_references:
             return _ALLOW_BYTES
 
         response = _CheckResponse()
         gwc = request.global_word_count
-        _fill_precondition(response.precondition, outcome, encode_references(bag.references(), gwc))
-        # Quotas are only asked for when the preconditions pass (MIXER.md 8.1 step 9).
-        if quotas and outcome.status_code == 0:
-            stats.quota_requests += len(quotas)
-            dedup = request.deduplication_id
-            for name, params in quotas.items():
-                quota = await self._dispatcher.quota(
-                    bag, name, params.amount, params.best_effort, dedup + name
-                )
-                # The references so far: a superset of what the quota read, so the proxy's cache stays safe.
-                _fill_quota(response.quotas[name], quota, encode_references(bag.references(), gwc))
+        refs = outcome.references
+        _fill_precondition(
+            response.precondition, outcome, encode_references(bag.references() if refs is None else refs, gwc)
+        )
+        if outcome.quotas:
+            stats.quota_requests += len(outcome.quotas)
+            for name, quota in outcome.quotas.items():
+                quota_refs = bag.references() if quota.references is None else quota.references
+                _fill_quota(response.quotas[name], quota, encode_references(quota_refs, gwc))
         return response.SerializeToString()
 
     async def _report(self, raw: bytes) -> bytes:
@@ -243,7 +257,15 @@ class MixerApi:
             else:
                 bags.append(wrap(values))
         if bags:
-            await self._dispatcher.report(bags)
+            try:
+                await self._dispatcher.report(bags)
+            except DispatchError as e:
+                # Mixer's answer when instances or adapters failed; every good bag was still dispatched.
+                stats.decode_errors += len(errors)
+                text = f"performing report operation failed: {e}"
+                if errors:
+                    text += "; " + _bad_bags_message(errors)
+                raise _Rejection(_UNKNOWN, text) from None
         if errors:
             stats.decode_errors += len(errors)
             raise _Rejection(_INVALID_ARGUMENT, _bad_bags_message(errors))

@@ -1,7 +1,8 @@
 """Fixtures that run a real mixerd server in-process, on free ports, and always stop it.
 
 `mixer_server` is a started server with the no-rules dispatcher; `start_mixer_server(...)` starts more
-(with other settings or a dispatcher of your own). Each server runs on its own event loop in a
+(with other settings or a dispatcher of your own; without a dispatcher it runs the rule engine on
+`config=` or the embedded default rules). Each server runs on its own event loop in a
 background thread, so tests stay plain synchronous functions using grpc's sync client.
 
 Handle contract (`MixerServer`): `.address` "127.0.0.1:PORT", `.port`, `.monitoring_url`
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 from mixerd.server.app import RunningServer, start
-from mixerd.server.dispatch import Dispatcher
+from mixerd.server.dispatch import Dispatcher, NoRulesDispatcher
 from mixerd.server.stats import Stats
 from mixerd.settings import Settings
 
@@ -97,7 +98,7 @@ def _serve(settings: Settings, dispatcher: Dispatcher | None) -> Iterator[MixerS
 @pytest.fixture
 def mixer_server() -> Iterator[MixerServer]:
     """A mixerd with no rules on 127.0.0.1, free gRPC and monitoring ports."""
-    with _serve(TEST_SETTINGS, None) as server:
+    with _serve(TEST_SETTINGS, NoRulesDispatcher()) as server:
         yield server
 
 

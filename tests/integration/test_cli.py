@@ -21,7 +21,7 @@ from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import AttributeBag, Condition, Duration, Reference, Timestamp, encode_references
 from mixerd.cli import main
 from mixerd.client import calls
-from mixerd.server.dispatch import ALLOW, CheckOutcome, QuotaOutcome
+from mixerd.server.dispatch import ALLOW, CheckOutcome, QuotaOutcome, SimpleDispatcher
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ ALL_TYPE_VALUES = {
 }
 
 
-class RecordingDispatcher:
+class RecordingDispatcher(SimpleDispatcher):
     """Records decoded bags; reads a few attributes (so references come back); denies user `blocked`;
     grants at most `limit` units of any quota (all-or-nothing unless best effort)."""
 
@@ -67,7 +67,7 @@ class RecordingDispatcher:
         self.quota_calls: list[tuple[str, int, bool, str]] = []
         self.reported: list[list[dict[str, Any]]] = []
 
-    async def check(self, bag: AttributeBag) -> CheckOutcome:
+    async def precondition(self, bag: AttributeBag) -> CheckOutcome:
         if self.fail:
             raise RuntimeError("adapter exploded")
         self.checked.append(bag.as_dict())

@@ -40,7 +40,7 @@ from mixerd.attribute import (
     encode_report,
 )
 from mixerd.server.app import READY_PATTERN, ConfigError, StartError, start
-from mixerd.server.dispatch import CheckOutcome, NoRulesDispatcher, QuotaOutcome
+from mixerd.server.dispatch import CheckOutcome, QuotaOutcome, SimpleDispatcher
 from mixerd.settings import Settings
 from mixerd.testing import typical_http_bag
 
@@ -74,7 +74,7 @@ def rpc_error(call: Any, *args: Any) -> grpc.RpcError:
     return info.value
 
 
-class RecordingDispatcher(NoRulesDispatcher):
+class RecordingDispatcher(SimpleDispatcher):
     """No-rules answers, but remembers every call and can read attributes or answer differently."""
 
     def __init__(self, check_outcome: CheckOutcome | None = None, reads: Sequence[str] = ()) -> None:
@@ -83,11 +83,11 @@ class RecordingDispatcher(NoRulesDispatcher):
         self.quota_calls: list[tuple[str, int, bool, str]] = []
         self.reports: list[list[dict[str, Any]]] = []
 
-    async def check(self, bag: AttributeBag) -> CheckOutcome:
+    async def precondition(self, bag: AttributeBag) -> CheckOutcome:
         for name in self.reads:
             attribute, _, key = name.partition("/")
             bag.map_get(attribute, key) if key else bag.get(attribute)
-        return self.check_outcome or await super().check(bag)
+        return self.check_outcome or await super().precondition(bag)
 
     async def quota(
         self, bag: AttributeBag, name: str, amount: int, best_effort: bool, dedup_id: str
@@ -101,8 +101,8 @@ class RecordingDispatcher(NoRulesDispatcher):
         self.reports.append([b.as_dict() for b in bags])
 
 
-class FailingDispatcher(NoRulesDispatcher):
-    async def check(self, bag: AttributeBag) -> CheckOutcome:
+class FailingDispatcher(SimpleDispatcher):
+    async def precondition(self, bag: AttributeBag) -> CheckOutcome:
         raise RuntimeError("adapter exploded")
 
     async def report(self, bags: Sequence[AttributeBag]) -> None:
@@ -402,14 +402,14 @@ def test_version_healthz_readyz(mixer_server: Any) -> None:
 # -- start-up and shutdown -------------------------------------------------------------------------
 
 
-class SlowDispatcher(NoRulesDispatcher):
+class SlowDispatcher(SimpleDispatcher):
     def __init__(self) -> None:
         self.entered = threading.Event()
 
-    async def check(self, bag: AttributeBag) -> CheckOutcome:
+    async def precondition(self, bag: AttributeBag) -> CheckOutcome:
         self.entered.set()
         await asyncio.sleep(0.3)
-        return await super().check(bag)
+        return await super().precondition(bag)
 
 
 def test_shutdown_turns_not_serving_and_lets_in_flight_calls_finish(start_mixer_server: Any) -> None:

@@ -1,0 +1,154 @@
+"""The memquota handler: rate-limit and allocation quotas counted in this process's memory."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from mixerd.adapter import Duration, Env, QuotaArgs, QuotaResult
+from mixerd.attribute.values import Timestamp
+from mixerd.templates import QuotaInstance
+
+from .params import Params, Quota
+from .window import TICK_NS, RollingWindow, window_ticks
+
+BucketKey = tuple[str, tuple[tuple[str, str], ...]]  # (instance name, sorted (dimension, text) pairs)
+
+
+class UnknownQuota(LookupError):
+    """An instance with no quota config reached the handler (validation should have caught it)."""
+
+
+class _Bucket:
+    """One (instance, dimensions) counter and its limit, which is fixed when the bucket is made."""
+
+    __slots__ = ("max_amount", "used", "valid_duration", "window")
+
+    def __init__(self, max_amount: int, valid_duration: int, now: int) -> None:
+        self.max_amount = max_amount
+        self.valid_duration = Duration(valid_duration)
+        self.window = (
+            RollingWindow(window_ticks(valid_duration), now // TICK_NS) if valid_duration > 0 else None
+        )
+        self.used = 0  # allocation quotas only
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    granted: int
+    valid_duration: int
+    at: int  # clock ns when it was granted
+
+    def result(self, now: int) -> QuotaResult:
+        """The earlier result, with the part of its valid duration that is left."""
+        left = max(0, self.valid_duration - (now - self.at)) if self.valid_duration > 0 else 0
+        return QuotaResult(granted_amount=self.granted, valid_duration=Duration(left))
+
+
+class MemQuota:
+    """One handler: buckets by instance and dimensions, and the dedup ids of recent requests."""
+
+    def __init__(self, params: Params, env: Env) -> None:
+        self._quotas: dict[str, Quota] = {q.name: q for q in params.quotas}
+        self._clock = env.clock
+        self._buckets: dict[BucketKey, _Bucket] = {}
+        # Dedup ids in two generations: an id is remembered for one to two periods.
+        self._dedup_period = max(1, int(params.min_deduplication_duration))  # > 0 once validated
+        self._recent: dict[str, _Grant] = {}
+        self._old: dict[str, _Grant] = {}
+        self._swapped_at = env.clock()
+
+    def handle_quota(self, instance: QuotaInstance, args: QuotaArgs) -> QuotaResult:
+        quota = self._quotas.get(instance.name)
+        if quota is None:
+            raise UnknownQuota(f"no quota is configured for instance {instance.name!r}")
+        now = self._clock()
+        if args.dedup_id:
+            self._rotate(now)
+            earlier = self._recent.get(args.dedup_id) or self._old.get(args.dedup_id)
+            if earlier is not None:
+                return earlier.result(now)
+        dims = {k: dimension_text(v) for k, v in instance.dimensions.items()}
+        key: BucketKey = (instance.name, tuple(sorted(dims.items())))
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(*_limit(quota, dims), now)
+        granted = _take(bucket, args, now)
+        if args.dedup_id:
+            self._recent[args.dedup_id] = _Grant(granted, bucket.valid_duration, now)
+        return QuotaResult(granted_amount=granted, valid_duration=bucket.valid_duration)
+
+    def close(self) -> None:
+        self._buckets.clear()
+        self._recent.clear()
+        self._old.clear()
+
+    def _rotate(self, now: int) -> None:
+        """Swap the generations for every whole period since the last swap (done here, so no timer)."""
+        periods = (now - self._swapped_at) // self._dedup_period
+        if periods <= 0:
+            return
+        self._old = self._recent if periods == 1 else {}
+        self._recent = {}
+        self._swapped_at += periods * self._dedup_period
+
+
+def _take(bucket: _Bucket, args: QuotaArgs, now: int) -> int:
+    """Grant what the bucket allows of `args.amount` and record it."""
+    amount = args.amount
+    if bucket.window is None:  # allocation: a counter with no expiry; a negative amount gives back
+        if amount < 0:
+            released = min(-amount, bucket.used)
+            bucket.used -= released
+            return -released
+        granted = _fit(amount, bucket.max_amount - bucket.used, args.best_effort)
+        bucket.used += granted
+        return granted
+    if amount < 0:  # a rate limit cannot be given back
+        return 0
+    tick = now // TICK_NS
+    granted = _fit(amount, bucket.max_amount - bucket.window.used(tick), args.best_effort)
+    if granted:
+        bucket.window.add(tick, granted)
+    return granted
+
+
+def _fit(amount: int, available: int, best_effort: bool) -> int:
+    if amount <= available:
+        return amount
+    return max(available, 0) if best_effort else 0
+
+
+def _limit(quota: Quota, dims: dict[str, str]) -> tuple[int, int]:
+    """(max_amount, valid_duration) from the first override whose dimensions all match, else the quota's."""
+    for override in quota.overrides:
+        if all(dims.get(k) == v for k, v in override.dimensions.items()):
+            return override.max_amount, override.valid_duration
+    return quota.max_amount, quota.valid_duration
+
+
+def dimension_text(value: Any) -> str:
+    """A dimension value as text, the way it compares with an override's dimensions."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Timestamp):
+        return value.isoformat()
+    if isinstance(value, Duration):
+        return str(value)  # Go's duration text, e.g. 1m30s
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, bytes | bytearray):
+        if len(value) in (4, 16):
+            ip = ipaddress.ip_address(bytes(value))
+            return str(getattr(ip, "ipv4_mapped", None) or ip)
+        return value.hex()
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{dimension_text(v)}" for k, v in sorted(value.items())) + "]"
+    if value is None:
+        return ""
+    return str(value)

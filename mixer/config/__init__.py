@@ -1,0 +1,17 @@
+"""Config: Mixer's YAML resources read from a folder, validated whole and compiled into a Snapshot."""
+
+from .errors import ConfigError, ConfigRejected
+from .loader import Document, fingerprint, read_documents
+from .snapshot import DEFAULT_NAMESPACE, Snapshot, compile_snapshot, load_snapshot
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "ConfigError",
+    "ConfigRejected",
+    "Document",
+    "Snapshot",
+    "compile_snapshot",
+    "fingerprint",
+    "load_snapshot",
+    "read_documents",
+]

@@ -1,0 +1,60 @@
+"""The adapter author's manual: the hooks a mixerd adapter plugin implements.
+
+An adapter is a Python module (or any object) with a function decorated by `mixerd.hookimpl`; mixerd
+finds it through the entry-point group `mixerd.adapters` of an installed package::
+
+    [project.entry-points."mixerd.adapters"]
+    myadapter = "mixerd_myadapter"
+
+Built-in adapters come in through the same door (see `mixerd.plugins`). docs/adapters.md walks through
+writing, testing and publishing one.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from .adapter import AdapterInfo
+
+PROJECT = "mixerd"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def mixerd_adapter_info() -> AdapterInfo | list[AdapterInfo]:  # type: ignore[empty-body]
+    """Describe the adapter (or adapters) this plugin provides.
+
+    Return an `mixerd.adapter.AdapterInfo` (or a list of them) with:
+
+    - `name`: the name handlers use (`compiledAdapter: <name>`, or the legacy `kind: <name>`);
+      it must be unique among installed adapters;
+    - `templates`: the templates its handlers accept, by name (`metric`, `logentry`, `tracespan`,
+      `quota`, `listentry`, `checknothing`, `reportnothing`, `authorization`, `apikey`, `kubernetes`);
+    - `params`: a dataclass whose field defaults are the adapter's default config. mixerd reads a
+      handler's `params` into it strictly (lowerCamel or snake_case names, durations as "1s", enums
+      by name) and reports any problem with its field path; see `mixerd.params`;
+    - `validate(params, instances)` (optional): pure checks that need more than the types, returning
+      `(field path, reason)` pairs. `instances` maps each instance FQN that rules send to this handler
+      to its `InstanceInfo` (template and inferred field types). No network here: it also runs in
+      `mixerd check-config`;
+    - `build(env)`: make the handler. `env` (`mixerd.adapter.Env`) carries the read params, the
+      instances, a logger, the clock to use for anything time decides, and `spawn`/`every` for
+      background work that mixerd cancels when the handler closes. It may be a coroutine function.
+      An unreachable backend is not a reason to fail: build anyway, retry in the background, and
+      answer requests as the adapter's fail policy says.
+
+    The handler is any object with one method per supported template, sync or async:
+
+    - CHECK templates: `handle_<template>(instance) -> CheckResult`. A denial is a CheckResult with a
+      non-OK status; raising means "adapter error" and fails the whole Check with INTERNAL;
+    - QUOTA: `handle_quota(instance, args: QuotaArgs) -> QuotaResult` (deny = granted_amount 0);
+    - REPORT templates: `handle_<template>(instances: list) -> None`, called once per Report request
+      with every instance built for this handler; it must not wait on a backend (queue the work);
+    - ATTRIBUTE_GENERATOR: `handle_<template>(instance) -> Mapping[str, value]` of output fields;
+
+    and optionally `close()` (sync or async), called once after the last request that could use the
+    handler has finished (config reload or shutdown). It must be idempotent and safe on a handler whose
+    background work failed. A sync method runs on the event loop: it must not block.
+    """

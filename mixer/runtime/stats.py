@@ -1,0 +1,93 @@
+"""The runtime's self metrics: config loads, handler lifecycle and dispatches (MIXER.md 11.3)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class RuntimeStats:
+    """Plain counters bumped on the event loop; read when /metrics is scraped."""
+
+    def __init__(self) -> None:
+        self.config_loads = 0
+        self.config_rejections = 0
+        self.config_errors = 0  # problems in the last rejected config
+        self.resources: dict[str, int] = {}  # by kind, of the config in force
+        self.handler_builds = 0
+        self.handler_build_failures = 0
+        self.handler_reuses = 0
+        self.handler_closes = 0
+        self.handler_close_failures = 0
+        self.dispatches: Counter[tuple[str, str, str]] = Counter()  # (handler, template, ok|error)
+        self.match_errors = 0
+        self.instance_errors = 0
+        self.generator_failures = 0
+
+
+class RuntimeCollector(Collector):
+    def __init__(self, stats: RuntimeStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats
+        simple = [
+            ("mixerd_config_loads", "Configs accepted and put in force.", s.config_loads),
+            (
+                "mixerd_config_rejections",
+                "Config changes rejected whole (the previous config kept serving).",
+                s.config_rejections,
+            ),
+            ("mixerd_handler_builds", "Handlers built.", s.handler_builds),
+            (
+                "mixerd_handler_build_failures",
+                "Handler builds that failed (the handler is unavailable).",
+                s.handler_build_failures,
+            ),
+            ("mixerd_handler_reuses", "Handlers kept across a config change.", s.handler_reuses),
+            (
+                "mixerd_handler_closes",
+                "Handlers closed after a config change or at shutdown.",
+                s.handler_closes,
+            ),
+            ("mixerd_handler_close_failures", "Handler closes that raised.", s.handler_close_failures),
+            (
+                "mixerd_rule_match_errors",
+                "Rule matches that failed to evaluate (counted as false).",
+                s.match_errors,
+            ),
+            (
+                "mixerd_instance_errors",
+                "Instances that could not be built from a request.",
+                s.instance_errors,
+            ),
+            (
+                "mixerd_attribute_generation_failures",
+                "Attribute generator runs that failed.",
+                s.generator_failures,
+            ),
+        ]
+        for name, doc, value in simple:
+            yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily(
+            "mixerd_config_last_rejection_errors",
+            "Problems found in the last rejected config.",
+            value=s.config_errors,
+        )
+        resources = GaugeMetricFamily(
+            "mixerd_config_resources", "Resources in the config in force, by kind.", labels=["kind"]
+        )
+        for kind, count in sorted(s.resources.items()):
+            resources.add_metric([kind], count)
+        yield resources
+        dispatches = CounterMetricFamily(
+            "mixerd_adapter_dispatches",
+            "Calls to handlers, by handler, template and outcome.",
+            labels=["handler", "template", "outcome"],
+        )
+        for (handler, template, outcome), count in sorted(s.dispatches.items()):
+            dispatches.add_metric([handler, template, outcome], count)
+        yield dispatches

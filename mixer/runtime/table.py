@@ -1,0 +1,144 @@
+"""The routing table: for each namespace and variety, the destinations a request goes to (MIXER.md 5.5).
+
+A destination is one handler x one template with its instance groups (a rule's match and the instances
+that rule sends there). A namespace's destinations are the default namespace's followed by its own;
+a request picks its namespace from `context.reporter.kind` (inbound or absent: destination.namespace,
+outbound: source.namespace). The table is immutable once built; a config change builds a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..adapter import Variety
+from ..attribute import AttributeBag
+from ..config.instances import InstanceBuilder
+from ..config.snapshot import HeaderOperationConfig, RuleConfig, Snapshot
+from ..templates import Template
+from .handlers import BuiltHandler
+
+Match = Callable[[AttributeBag], Any] | None  # None: always true
+
+
+@dataclass(slots=True)
+class Group:
+    """The instances one rule sends to a destination, and the rule's match."""
+
+    rule: str
+    match: Match
+    instances: list[InstanceBuilder] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Destination:
+    handler: BuiltHandler
+    template: Template
+    method: Callable[..., Any]
+    is_async: bool
+    groups: list[Group] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRoute:
+    destination: Destination
+    match: Match
+    instance: InstanceBuilder
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRule:
+    rule: str
+    match: Match
+    request: tuple[HeaderOperationConfig, ...]
+    response: tuple[HeaderOperationConfig, ...]
+
+
+@dataclass(slots=True)
+class Routes:
+    """Everything a request of one namespace can be routed to."""
+
+    check: list[Destination] = field(default_factory=list)
+    report: list[Destination] = field(default_factory=list)
+    generators: list[Destination] = field(default_factory=list)
+    quotas: dict[str, list[QuotaRoute]] = field(default_factory=dict)  # by lower-case instance short name
+    header_rules: list[HeaderRule] = field(default_factory=list)
+
+
+def _match(rule: RuleConfig) -> Match:
+    return None if rule.match.always_true else rule.match.evaluate
+
+
+def _routes(rules: list[RuleConfig], snapshot: Snapshot, handlers: Mapping[str, BuiltHandler]) -> Routes:
+    routes = Routes()
+    destinations: dict[tuple[str, str], Destination] = {}
+    by_variety = {
+        Variety.CHECK: routes.check,
+        Variety.CHECK_WITH_OUTPUT: routes.check,
+        Variety.REPORT: routes.report,
+        Variety.ATTRIBUTE_GENERATOR: routes.generators,
+    }
+    for rule in rules:
+        match = _match(rule)
+        if rule.request_header_operations or rule.response_header_operations:
+            routes.header_rules.append(
+                HeaderRule(rule.fqn, match, rule.request_header_operations, rule.response_header_operations)
+            )
+        for action in rule.actions:
+            handler = handlers[action.handler]
+            for instance_fqn in action.instances:
+                builder = snapshot.instances[instance_fqn]
+                template = builder.template
+                key = (action.handler, template.name)
+                dest = destinations.get(key)
+                if dest is None:
+                    method, is_async = handler.method(template.name)
+                    dest = destinations[key] = Destination(handler, template, method, is_async)
+                    if template.variety is not Variety.QUOTA:
+                        by_variety[template.variety].append(dest)
+                if template.variety is Variety.QUOTA:
+                    short = instance_fqn.split(".", 1)[0].lower()
+                    routes.quotas.setdefault(short, []).append(QuotaRoute(dest, match, builder))
+                    continue
+                if dest.groups and dest.groups[-1].rule == rule.fqn:
+                    dest.groups[-1].instances.append(builder)
+                else:
+                    dest.groups.append(Group(rule.fqn, match, [builder]))
+    return routes
+
+
+class RoutingTable:
+    """One config's routes, with the handlers they call; `inflight` counts requests using it."""
+
+    def __init__(self, snapshot: Snapshot, handlers: Mapping[str, BuiltHandler], generation: int = 0) -> None:
+        self.snapshot = snapshot
+        self.handlers = dict(handlers)
+        self.generation = generation
+        self.inflight = 0
+        default_ns = snapshot.default_namespace
+        default_rules = [r for r in snapshot.rules if r.namespace == default_ns]
+        self.default = _routes(default_rules, snapshot, handlers)
+        others = sorted({r.namespace for r in snapshot.rules} - {default_ns})
+        self.by_namespace = {
+            ns: _routes(default_rules + [r for r in snapshot.rules if r.namespace == ns], snapshot, handlers)
+            for ns in others
+        }
+
+    def routes(self, bag: AttributeBag) -> Routes:
+        """The routes of the bag's namespace. The namespace attributes are only read (and so only become
+        part of the proxy's cache key) when some namespace other than the default has rules."""
+        if not self.by_namespace:
+            return self.default
+        kind = bag.get("context.reporter.kind")
+        if kind is None or kind == "inbound":
+            namespace = bag.get("destination.namespace")
+        elif kind == "outbound":
+            namespace = bag.get("source.namespace")
+        else:
+            namespace = None
+        return self.by_namespace.get(namespace, self.default) if namespace else self.default
+
+
+def empty_table(snapshot: Snapshot) -> RoutingTable:
+    return RoutingTable(snapshot, {})

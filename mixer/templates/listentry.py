@@ -1,0 +1,24 @@
+"""listentry (CHECK): one value to look up in a list, for listchecker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..adapter import Variety
+from ._base import Field, Template
+
+
+@dataclass(slots=True)
+class ListEntryInstance:
+    name: str = ""
+    value: Any = None
+
+
+TEMPLATE = Template(
+    name="listentry",
+    variety=Variety.CHECK,
+    fields=(Field("value", None),),
+    instance=ListEntryInstance,
+    description="A value (a string or an IP address) to check against a list.",
+)
