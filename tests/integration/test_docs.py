@@ -6,6 +6,7 @@ import re
 import shlex
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,20 @@ def _shell_lines(markdown: str) -> list[str]:
 
 
 def _tour_commands(prefix: str) -> list[str]:
-    return [line for line in _shell_lines((REPO / "README.md").read_text()) if line.startswith(prefix)]
+    return [line for line, _ in _tour() if line.startswith(prefix)]
+
+
+def _tour() -> list[tuple[str, str | None]]:
+    """Each README shell line with the --config folder of the `./scripts/serve` line before it (None:
+    the embedded default rules)."""
+    config = None
+    out = []
+    for line in _shell_lines((REPO / "README.md").read_text()):
+        if line.startswith("./scripts/serve"):
+            args = shlex.split(line, comments=True)
+            config = args[args.index("--config") + 1] if "--config" in args else None
+        out.append((line, config))
+    return out
 
 
 def test_readme_has_a_tour() -> None:
@@ -30,15 +44,21 @@ def test_readme_has_a_tour() -> None:
     assert _tour_commands("curl ")
 
 
-@pytest.mark.parametrize("line", _tour_commands("mixerd "))
-def test_readme_mixerd_commands_succeed(line: str, mixer_server, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [arg.replace("localhost:9091", mixer_server.address) for arg in shlex.split(line)[1:]]
+@pytest.mark.parametrize(("line", "config"), [(line, c) for line, c in _tour() if line.startswith("mixerd ")])
+def test_readme_mixerd_commands_succeed(
+    line: str, config: str | None, start_mixer_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each command works against the server the README has running at that point; a trailing
+    `# -> TEXT` comment says what its output shows (default: OK)."""
+    server = start_mixer_server(config=str(REPO / config) if config else None)
+    command, _, expected = line.partition("# ->")
+    argv = [arg.replace("localhost:9091", server.address) for arg in shlex.split(command)[1:]]
     assert main(argv) == 0, capsys.readouterr()
     out = capsys.readouterr().out
     if argv[0] == "eval":
         assert out.startswith("true (BOOL)")
     else:
-        assert "OK" in out
+        assert f"Check status was {expected.strip()}" in out if expected else "OK" in out
 
 
 @pytest.mark.parametrize("line", _tour_commands("curl "))
