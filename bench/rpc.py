@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,7 +80,10 @@ def main() -> None:
     report_body = encode_report([typical_http_bag(i) for i in range(100)]).SerializeToString()
 
     floor_args = [str(HERE / "floor_server.py")]
+    # An empty config folder: the no-rules path (the embedded default would log every report).
+    empty = tempfile.mkdtemp()
     mixerd_args = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+    mixerd_args += ["--config", empty]
     results: dict[str, dict[str, list[float]]] = {"floor": {}, "mixerd": {}}
     latencies: dict[str, list[float]] = {}
     with (

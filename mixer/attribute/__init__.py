@@ -1,6 +1,6 @@
 """Attributes: the bag every rule reads, the global dictionary, wire (de)compression and the manifest."""
 
-from .bag import AttributeBag, Condition, Reference
+from .bag import AttributeBag, Condition, RawReferences, Reference
 from .compressed import (
     CompressedAttributes,
     DecodeError,
@@ -15,7 +15,7 @@ from .compressed import (
 )
 from .dictionary import GLOBAL_INDEX, GLOBAL_WORDS, parse_word_list
 from .manifest import BUILTIN_MANIFEST, AttributeInfo, AttributeManifest, ManifestError
-from .referenced import decode_references, encode_references
+from .referenced import decode_references, encode_reference_items, encode_references
 from .values import Duration, Timestamp, ValueType
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "DictionaryMismatch",
     "Duration",
     "ManifestError",
+    "RawReferences",
     "Reference",
     "Timestamp",
     "ValueType",
@@ -40,6 +41,7 @@ __all__ = [
     "decode_references",
     "decode_report",
     "encode_attributes",
+    "encode_reference_items",
     "encode_references",
     "encode_report",
     "message_words",

@@ -32,6 +32,10 @@ class Reference:
     key: str | None = None
 
 
+#: A bag's recorded lookups as plain data: ((name or (name, key)), Condition) pairs in record order.
+#: Hashable, so encodings of the same shape can be cached (they hold names, never values).
+RawReferences = tuple[tuple[str | tuple[str, str], Condition], ...]
+
 _EXACT = Condition.EXACT
 _ABSENCE = Condition.ABSENCE
 _MISSING: Any = object()
@@ -168,6 +172,10 @@ class AttributeBag:
             else:
                 out.append(Reference(ref, condition))
         return out
+
+    def reference_items(self) -> RawReferences:
+        """The recorded lookups as a hashable tuple (see RawReferences)."""
+        return tuple(self._refs.items())
 
     @property
     def raw_references(self) -> Mapping[str | tuple[str, str], Condition]:

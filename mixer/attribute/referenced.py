@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ..api.mixer.v1 import mixer_pb2
-from .bag import Condition, Reference
+from .bag import Condition, RawReferences, Reference
 from .compressed import WordEncoder
 from .dictionary import GLOBAL_WORDS
 
@@ -30,6 +30,27 @@ def encode_references(references: Iterable[Reference], global_word_count: int) -
             match.map_key = key if key != 0 else enc.message_index(ref.key)
     out.words.extend(enc.words)
     return out
+
+
+_CACHE_LIMIT = 4096
+_encoded: dict[tuple[int, RawReferences], bytes] = {}
+
+
+def encode_reference_items(items: RawReferences, global_word_count: int) -> bytes:
+    """`encode_references` for a bag's `reference_items()`, serialized, and cached by shape.
+
+    References hold attribute names and map keys, never values, so the requests of one policy share a
+    handful of shapes and the encoding is computed once per shape.
+    """
+    key = (global_word_count, items)
+    found = _encoded.get(key)
+    if found is None:
+        refs = [Reference(r[0], c, r[1]) if isinstance(r, tuple) else Reference(r, c) for r, c in items]
+        found = encode_references(refs, global_word_count).SerializeToString()
+        if len(_encoded) >= _CACHE_LIMIT:
+            _encoded.clear()  # a crude bound; shapes are few, so this almost never happens
+        _encoded[key] = found
+    return found
 
 
 def decode_references(

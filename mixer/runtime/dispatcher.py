@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from ..adapter import CheckResult, Code, QuotaArgs, QuotaResult
-from ..attribute import AttributeBag
+from ..attribute import AttributeBag, RawReferences
 from ..lang import EvaluationError
 from ..server.dispatch import (
     ALLOW,
@@ -102,12 +102,12 @@ class RuntimeDispatcher:
             outcome = await self._check(routes, bag, timeout)
             if not quotas or outcome.status_code != OK:
                 return outcome
-            precondition_refs = tuple(bag.references())
+            precondition_refs = bag.reference_items()
             granted: dict[str, QuotaOutcome] = {}
             for name, request in quotas.items():
                 bag.reset_references(mark)  # each quota starts from the state after preprocessing
                 granted[name] = await self._quota(routes, bag, name, request, dedup_id + name, timeout)
-            return replace(outcome, references=precondition_refs, quotas=granted)
+            return _with_quotas(outcome, precondition_refs, granted)
         finally:
             table.inflight -= 1
 
@@ -296,7 +296,7 @@ class RuntimeDispatcher:
                 answer = result
             else:
                 _log.warning("quota %s: answered by more than one handler; the first answer is used", name)
-        refs = tuple(bag.references())
+        refs = bag.reference_items()
         if answer is None:
             if failed:
                 return QuotaOutcome(0, DEFAULT_VALID_DURATION, references=refs)
@@ -391,6 +391,24 @@ def _bind(prefix: str, bindings: Sequence[tuple[str, Any]], output: Any) -> dict
         raise TypeError(f"the generator returned {type(output).__name__}, not a mapping of output fields")
     out_bag = AttributeBag.wrap({prefix + k: v for k, v in output.items() if v is not None})
     return {attribute: expression.evaluate(out_bag) for attribute, expression in bindings}
+
+
+def _with_quotas(
+    outcome: CheckOutcome, references: RawReferences, quotas: dict[str, QuotaOutcome]
+) -> CheckOutcome:
+    # The constructor, not dataclasses.replace: this runs on every Check that asks for quota.
+    return CheckOutcome(
+        outcome.status_code,
+        outcome.message,
+        outcome.valid_duration,
+        outcome.valid_use_count,
+        outcome.request_header_operations,
+        outcome.response_header_operations,
+        outcome.direct_response_code,
+        outcome.direct_response_body,
+        references,
+        quotas,
+    )
 
 
 def _with_direct_response(outcome: CheckOutcome, status: int, direct: Any) -> CheckOutcome:

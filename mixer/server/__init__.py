@@ -1,21 +1,6 @@
-"""The gRPC front-end (istio.mixer.v1.Mixer), health, reflection and the monitoring HTTP side."""
+"""The gRPC front-ends (istio.mixer.v1.Mixer), health, reflection and the monitoring HTTP side.
 
-from .app import READY_PATTERN, ConfigError, RunningServer, StartError, start
-from .dispatch import ALLOW, CheckOutcome, Dispatcher, NoRulesDispatcher, QuotaOutcome
-from .mixer_api import SERVICE_NAME
-from .stats import Stats
-
-__all__ = [
-    "ALLOW",
-    "READY_PATTERN",
-    "SERVICE_NAME",
-    "CheckOutcome",
-    "ConfigError",
-    "Dispatcher",
-    "NoRulesDispatcher",
-    "QuotaOutcome",
-    "RunningServer",
-    "StartError",
-    "Stats",
-    "start",
-]
+Modules: `app` (start the servers), `dispatch` (the Dispatcher protocol and outcome types the rule
+engine implements), `mixer_api` (the Mixer v1 front-end), `monitoring` and `stats`. Import from them
+directly; this package imports nothing, so the runtime can use `dispatch` without loading the servers.
+"""

@@ -5,7 +5,7 @@ quotas the request asks for) or hands it the bags of a Report. The rule engine (
 real dispatcher; `NoRulesDispatcher` gives Mixer's answers for a configuration where nothing matches.
 
 Lookups a dispatcher makes through the bag are recorded by the bag itself. A dispatcher returns the
-references each answer depended on (`Reference` lists), and the front-end encodes them for its wire.
+references each answer depended on (`bag.reference_items()`), and the front-end encodes them for its wire.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from ..attribute import AttributeBag, Duration, Reference
+from ..attribute import AttributeBag, Duration, RawReferences
 
 #: google.rpc.Code.OK; outcomes carry google.rpc codes, the numbers gRPC statuses use too.
 OK = 0
@@ -52,7 +52,7 @@ class QuotaOutcome:
     valid_duration: Duration = DEFAULT_VALID_DURATION
     status_code: int = OK
     message: str = ""
-    references: tuple[Reference, ...] | None = None  # None: whatever the bag recorded
+    references: RawReferences | None = None  # None: whatever the bag recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ class CheckOutcome:
     response_header_operations: tuple[HeaderOperation, ...] = ()
     direct_response_code: int = 0
     direct_response_body: str = ""
-    references: tuple[Reference, ...] | None = None  # None: whatever the bag recorded
+    references: RawReferences | None = None  # None: whatever the bag recorded
     quotas: Mapping[str, QuotaOutcome] = field(default_factory=dict)
 
     @property
@@ -156,12 +156,12 @@ class SimpleDispatcher:
         outcome = await self.precondition(bag)
         if not quotas or outcome.status_code != OK:
             return outcome
-        precondition_refs = tuple(bag.references())
+        precondition_refs = bag.reference_items()
         granted = {}
         for name, q in quotas.items():
             bag.reset_references(mark)
             result = await self.quota(bag, name, q.amount, q.best_effort, dedup_id + name)
-            granted[name] = replace(result, references=tuple(bag.references()))
+            granted[name] = replace(result, references=bag.reference_items())
         return replace(outcome, references=precondition_refs, quotas=granted)
 
     async def report(self, bags: Sequence[AttributeBag]) -> None:

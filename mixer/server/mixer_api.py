@@ -45,7 +45,7 @@ from ..attribute import (
     check_global_word_count,
     decode_attributes,
     decode_report,
-    encode_references,
+    encode_reference_items,
 )
 from .dispatch import ALLOW, CheckOutcome, Dispatcher, DispatchError, QuotaOutcome, QuotaRequest
 from .stats import Stats
@@ -69,7 +69,7 @@ _MAX_LISTED_BAGS = 5
 
 def _response_bytes(outcome: CheckOutcome) -> bytes:
     response = _CheckResponse()
-    _fill_precondition(response.precondition, outcome, mixer_pb2.ReferencedAttributes())
+    _fill_precondition(response.precondition, outcome, b"")
     return response.SerializeToString()
 
 
@@ -89,12 +89,14 @@ def _set_status(target: status_pb2.Status, code: int, message: str) -> None:
 def _fill_precondition(
     pre: mixer_pb2.CheckResponse.PreconditionResult,
     outcome: CheckOutcome,
-    references: mixer_pb2.ReferencedAttributes,
+    references: bytes,
 ) -> None:
     _set_status(pre.status, outcome.status_code, outcome.message)
     _set_duration(pre.valid_duration, outcome.valid_duration)
     pre.valid_use_count = outcome.valid_use_count
-    pre.referenced_attributes.CopyFrom(references)
+    # Assigning marks the field present even when empty, as Mixer always writes it.
+    pre.referenced_attributes.SetInParent()
+    pre.referenced_attributes.MergeFromString(references)
     if outcome.has_route_directive:
         directive = pre.route_directive
         for op in outcome.request_header_operations:
@@ -108,11 +110,12 @@ def _fill_precondition(
 def _fill_quota(
     result: mixer_pb2.CheckResponse.QuotaResult,
     outcome: QuotaOutcome,
-    references: mixer_pb2.ReferencedAttributes,
+    references: bytes,
 ) -> None:
     _set_duration(result.valid_duration, outcome.valid_duration)
     result.granted_amount = outcome.granted_amount
-    result.referenced_attributes.CopyFrom(references)
+    result.referenced_attributes.SetInParent()
+    result.referenced_attributes.MergeFromString(references)
     _set_status(result.status, outcome.status_code, outcome.message)
 
 
@@ -228,13 +231,15 @@ class MixerApi:
         gwc = request.global_word_count
         refs = outcome.references
         _fill_precondition(
-            response.precondition, outcome, encode_references(bag.references() if refs is None else refs, gwc)
+            response.precondition,
+            outcome,
+            encode_reference_items(bag.reference_items() if refs is None else refs, gwc),
         )
         if outcome.quotas:
             stats.quota_requests += len(outcome.quotas)
             for name, quota in outcome.quotas.items():
-                quota_refs = bag.references() if quota.references is None else quota.references
-                _fill_quota(response.quotas[name], quota, encode_references(quota_refs, gwc))
+                quota_refs = bag.reference_items() if quota.references is None else quota.references
+                _fill_quota(response.quotas[name], quota, encode_reference_items(quota_refs, gwc))
         return response.SerializeToString()
 
     async def _report(self, raw: bytes) -> bytes:

@@ -1,0 +1,65 @@
+"""Server CPU per Check through a 5-rule policy (denier, listchecker, memquota), against the bare gRPC
+floor and mixerd with no rules, in one run (issue 4's target: policy <= 1.5x the floor).
+
+The policy is bench/configs/policy5/: two denier rules (matches evaluated, not triggered), two
+listchecker rules (IP whitelist, user-agent blacklist) and a memquota rate limit; each Check asks for
+the `requestcount` quota. Rounds alternate the three servers; medians and ratios are printed.
+
+Usage: python bench/policy.py [--calls N] [--rounds N] [--clients N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from _common import server_process
+from rpc import CHECK, load
+
+from mixerd.api.mixer.v1 import mixer_pb2
+from mixerd.attribute import encode_attributes
+from mixerd.testing import typical_http_bag
+
+HERE = Path(__file__).resolve().parent
+MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=2000, help="Check calls per client per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=2)
+    args = parser.parse_args()
+
+    request = mixer_pb2.CheckRequest(attributes=encode_attributes(typical_http_bag()), global_word_count=222)
+    request.quotas["requestcount"].amount = 1
+    request.deduplication_id = "bench"
+    with_quota = request.SerializeToString()
+    del request.quotas["requestcount"]
+    plain = request.SerializeToString()
+
+    cpu: dict[str, list[float]] = {}
+    with (
+        tempfile.TemporaryDirectory() as empty,
+        server_process([str(HERE / "floor_server.py")], r"serving on (\S+)") as floor,
+        server_process([*MIXERD, "--config", empty], READY) as norules,
+        server_process([*MIXERD, "--config", str(HERE / "configs" / "policy5")], READY) as policy,
+    ):
+        runs = [("floor", floor, plain), ("no rules", norules, plain), ("5-rule policy", policy, with_quota)]
+        for _ in range(args.rounds):
+            for name, server, body in runs:
+                used, _ = load(server, CHECK, body, args.calls, args.clients)
+                cpu.setdefault(name, []).append(used / (args.calls * args.clients) * 1e6)
+
+    floor_us = statistics.median(cpu["floor"])
+    print(f"{args.rounds} rounds, {args.clients} client processes; server CPU per Check (median of rounds)")
+    for name, samples in cpu.items():
+        us = statistics.median(samples)
+        print(f"  {name:14s} {us:7.1f} us/call   ratio {us / floor_us:.2f}x floor")
+
+
+if __name__ == "__main__":
+    main()
