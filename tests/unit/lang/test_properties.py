@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 from hypothesis import given, settings
@@ -34,6 +35,7 @@ def test_token_soup_only_raises_expression_errors(tokens: list[str]) -> None:
 # -- well-typed random expressions, as text ----------------------------------------------------------
 
 
+@functools.cache  # strategies are immutable; building the tree once per (type, depth) keeps this fast
 def _exprs(vtype: ValueType, depth: int) -> st.SearchStrategy[str]:
     leaves = {
         V.INT64: st.one_of(st.sampled_from(["a", "b"]), st.integers(0, 1000).map(str)),
