@@ -23,7 +23,6 @@ from mixerd.config import load_snapshot, read_documents
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime
 
-
 # The same YAML parser the config loader uses (libyaml's when installed), so the baseline is fair.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
