@@ -183,7 +183,9 @@ class Env:
 
     def every(self, interval_s: float, work: Callable[[], Any], *, name: str = "") -> asyncio.Task[Any]:
         """Call `work()` (sync or async) every `interval_s` seconds; a failing call is logged and the
-        schedule goes on."""
+        schedule goes on. The first call is one interval after this one."""
+        if not interval_s > 0:
+            raise ValueError(f"{self.handler}: every() needs a positive interval, got {interval_s!r}")
 
         async def loop() -> None:
             while True:

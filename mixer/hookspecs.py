@@ -26,7 +26,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def mixerd_adapter_info() -> AdapterInfo | list[AdapterInfo]:  # type: ignore[empty-body]
     """Describe the adapter (or adapters) this plugin provides.
 
-    Return an `mixerd.adapter.AdapterInfo` (or a list of them) with:
+    Return a `mixerd.adapter.AdapterInfo` (or a list of them) with:
 
     - `name`: the name handlers use (`compiledAdapter: <name>`, or the legacy `kind: <name>`);
       it must be unique among installed adapters;
@@ -43,7 +43,9 @@ def mixerd_adapter_info() -> AdapterInfo | list[AdapterInfo]:  # type: ignore[em
       instances, a logger, the clock to use for anything time decides, and `spawn`/`every` for
       background work that mixerd cancels when the handler closes. It may be a coroutine function.
       An unreachable backend is not a reason to fail: build anyway, retry in the background, and
-      answer requests as the adapter's fail policy says.
+      answer requests as the adapter's fail policy says. If build raises, the handler is unavailable
+      (its checks fail with INTERNAL, its quotas grant 0) until the config changes;
+    - `description`: one line for listings.
 
     The handler is any object with one method per supported template, sync or async:
 
@@ -55,6 +57,9 @@ def mixerd_adapter_info() -> AdapterInfo | list[AdapterInfo]:  # type: ignore[em
     - ATTRIBUTE_GENERATOR: `handle_<template>(instance) -> Mapping[str, value]` of output fields;
 
     and optionally `close()` (sync or async), called once after the last request that could use the
-    handler has finished (config reload or shutdown). It must be idempotent and safe on a handler whose
-    background work failed. A sync method runs on the event loop: it must not block.
+    handler has finished (config reload or shutdown), after mixerd has cancelled the handler's
+    background work. It must be idempotent and safe on a handler whose background work failed.
+
+    An `async def` method is awaited (within the adapter timeout); a plain `def` is called inline and
+    must not return an awaitable. Both run on the event loop: neither may block.
     """

@@ -7,7 +7,8 @@ enums take their names (or numbers), and an unknown field is an error. Every pro
 its path (`.quotas[0].maxAmount: expected an integer, got 'ten'`), never only the first.
 
 Supported field types: str, int, float, bool, Duration, IntEnum subclasses, nested dataclasses,
-list[T], dict[str, T], T | None, and Any (kept as read).
+list[T], tuple[T, ...], dict[str, T], T | None, and Any (kept as read). A field without a default is
+required; a field with `init=False` is not read (it is derived in `__post_init__`).
 
 A dataclass may define `check(self) -> Iterable[tuple[str, str]]` for rules across fields; it is called
 after a clean read and its (path, reason) pairs are reported the same way.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -57,9 +59,12 @@ def read_params(model: type[T], data: Any, path: str = "") -> T:
 
 
 def params_to_dict(value: Any) -> Any:
-    """A params dataclass back as plain data with lowerCamel names (for logs, hashing and docs)."""
+    """A params dataclass back as plain data with lowerCamel names (for logs, hashing and docs).
+
+    `read_params(model, params_to_dict(p)) == p` for every params value `p` read by `read_params`.
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {camel(f.name): params_to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {camel(f.name): params_to_dict(getattr(value, f.name)) for f in _settable(type(value))}
     if isinstance(value, Duration):
         return format_go_duration(value)
     if isinstance(value, enum.Enum):
@@ -79,10 +84,22 @@ def field_names(model: type) -> dict[str, str]:
 @functools.cache
 def _field_names(model: type) -> dict[str, str]:
     names: dict[str, str] = {}
-    for f in dataclasses.fields(model):
+    for f in _settable(model):
         names[f.name] = f.name
         names[camel(f.name)] = f.name
     return names
+
+
+@functools.cache
+def _settable(model: type) -> tuple[dataclasses.Field[Any], ...]:
+    """The fields params can set: those `__init__` takes."""
+    return tuple(f for f in dataclasses.fields(model) if f.init)
+
+
+@functools.cache
+def _required(model: type) -> tuple[str, ...]:
+    missing = dataclasses.MISSING
+    return tuple(f.name for f in _settable(model) if f.default is missing and f.default_factory is missing)
 
 
 @functools.cache
@@ -105,24 +122,30 @@ def _read_dataclass(model: type, data: Any, path: str, problems: list[Problem]) 
     for key, raw in data.items():
         name = names.get(str(key))
         if name is None:
-            known = ", ".join(camel(f.name) for f in dataclasses.fields(model))
+            known = ", ".join(camel(f.name) for f in _settable(model))
             problems.append((f"{path}.{key}", f"unknown field (known: {known})"))
             continue
         if name in kwargs:
             problems.append((f"{path}.{key}", f"field given twice (as {camel(name)} and {name})"))
             continue
         kwargs[name] = _read(hints[name], raw, f"{path}.{camel(name)}", problems)
+    missing = [name for name in _required(model) if name not in kwargs]
+    for name in missing:
+        problems.append((f"{path}.{camel(name)}", "missing: this field has no default"))
+    if missing:
+        return _defaults(model)
     try:
         return model(**kwargs)
-    except TypeError as e:  # a field without a default that was not given
+    except (TypeError, ValueError) as e:  # raised by the model's own __post_init__
         problems.append((path, str(e)))
         return _defaults(model)
 
 
 def _defaults(model: type) -> Any:
+    """A stand-in for a dataclass that could not be read (a problem is reported already)."""
     try:
         return model()
-    except TypeError:
+    except Exception:
         return None
 
 
@@ -130,6 +153,8 @@ def _read(hint: Any, raw: Any, path: str, problems: list[Problem]) -> Any:
     origin = typing.get_origin(hint)
     if origin is typing.Union or origin is types.UnionType:
         options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(options) != 1:
+            raise TypeError(f"params model field type {hint!r} is not supported (at {path}): use T | None")
         if raw is None:
             return None
         return _read(options[0], raw, path, problems)
@@ -138,11 +163,12 @@ def _read(hint: Any, raw: Any, path: str, problems: list[Problem]) -> Any:
     if origin in (list, tuple, Iterable) or hint in (list, tuple):
         (item,) = typing.get_args(hint)[:1] or (Any,)
         if raw is None:
-            return []
+            return () if origin is tuple or hint is tuple else []
         if not isinstance(raw, list):
             problems.append((path, f"expected a list, got {_describe(raw)}"))
             return []
-        return [_read(item, v, f"{path}[{i}]", problems) for i, v in enumerate(raw)]
+        items = [_read(item, v, f"{path}[{i}]", problems) for i, v in enumerate(raw)]
+        return tuple(items) if origin is tuple or hint is tuple else items
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         args = typing.get_args(hint)
         item = args[1] if len(args) == 2 else Any
@@ -221,8 +247,17 @@ def _read_duration(raw: Any) -> Duration:
         except ValueError:
             raise ValueError(f"expected a duration such as '1s' or '500ms', got {_describe(raw)}") from None
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return Duration(round(raw * 1_000_000_000))  # a bare number is seconds
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ValueError(f"expected a duration such as '1s' or '500ms', got {_describe(raw)}")
+        nanos = raw * 1_000_000_000 if isinstance(raw, int) else round(raw * 1_000_000_000)
+        if not -_INT64_MAX - 1 <= nanos <= _INT64_MAX:
+            raise ValueError(f"{_describe(raw)} seconds is out of range (at most {_MAX_DURATION})")
+        return Duration(nanos)  # a bare number is seconds
     raise ValueError(f"expected a duration such as '1s' or '500ms', got {_describe(raw)}")
+
+
+_INT64_MAX = (1 << 63) - 1
+_MAX_DURATION = format_go_duration(_INT64_MAX)  # Go's time.Duration, about 292 years
 
 
 def _enum_reader(kind: type[enum.Enum]) -> Any:
@@ -257,7 +292,11 @@ def _run_checks(value: Any, path: str) -> list[Problem]:
             problems.extend(_run_checks(getattr(value, f.name), f"{path}.{camel(f.name)}"))
         check = getattr(value, "check", None)
         if callable(check):
-            problems.extend((path + sub, reason) for sub, reason in check())
+            for item in check() or ():
+                if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+                    model = type(value).__qualname__
+                    raise TypeError(f"{model}.check() must yield (path, reason) string pairs, got {item!r}")
+                problems.append((path + item[0], item[1]))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             problems.extend(_run_checks(item, f"{path}[{i}]"))

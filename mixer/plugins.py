@@ -7,8 +7,11 @@ explicit module list, through the same door as third-party ones (decision 2).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import importlib.metadata
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -39,15 +42,49 @@ class PluginError(Exception):
 def make_plugin_manager(
     *, builtins: Iterable[str] = BUILTIN_ADAPTERS, entry_points: bool = True
 ) -> pluggy.PluginManager:
-    """A plugin manager holding the built-in adapters and (unless told not to) installed ones."""
+    """A plugin manager holding the built-in adapters and (unless told not to) installed ones.
+
+    A plugin that cannot be imported or registered raises PluginError naming it (and, for an entry
+    point, the distribution that declares it).
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     for module_name in builtins:
-        pm.register(importlib.import_module(module_name), name=module_name)
+        _register(pm, importlib.import_module(module_name), module_name, "built-in")
     if entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    pm.check_pending()  # a hookimpl with a misspelt name fails here, naming the plugin
+        _load_entry_points(pm)
+    try:
+        pm.check_pending()  # a hookimpl with a misspelt name fails here, naming the plugin
+    except pluggy.PluginValidationError as e:
+        raise PluginError(f"adapter plugin {pm.get_name(e.plugin)!r}: {e}") from e
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register every `mixerd.adapters` entry point (each distribution once, even if found twice)."""
+    owners: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "an unknown distribution"
+        where = f"entry point {ep.name!r} = {ep.value!r} of {dist}"
+        if ep.name in owners or pm.has_plugin(ep.name):
+            other = f"an entry point of {owners[ep.name]}" if ep.name in owners else "a built-in adapter"
+            raise PluginError(f"adapter plugin {ep.name!r}: {where}: the name is taken by {other}")
+        try:
+            plugin = ep.load()
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            raise PluginError(f"adapter plugin {ep.name!r}: cannot load {where}: {error}") from e
+        _register(pm, plugin, ep.name, where)
+        owners[ep.name] = dist
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str, where: str) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as e:  # a hookimpl whose arguments the hook does not offer
+        raise PluginError(f"adapter plugin {name!r} ({where}): {e}") from e
+    except ValueError as e:  # the same module registered twice
+        raise PluginError(f"adapter plugin {name!r} ({where}): {e}".splitlines()[0]) from e
 
 
 def collect_adapters(pm: pluggy.PluginManager) -> Mapping[str, AdapterInfo]:
@@ -73,18 +110,42 @@ def collect_adapters(pm: pluggy.PluginManager) -> Mapping[str, AdapterInfo]:
     return MappingProxyType(dict(sorted(adapters.items())))
 
 
+_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+
 def _check_info(plugin: str, info: object) -> None:
     if not isinstance(info, AdapterInfo):
         raise PluginError(
             f"adapter plugin {plugin!r}: mixerd_adapter_info returned {info!r}, not an AdapterInfo"
         )
+    problem = _info_problem(info)
+    if problem:
+        raise PluginError(f"adapter plugin {plugin!r}: adapter {info.name!r} {problem}")
+
+
+def _info_problem(info: AdapterInfo) -> str:
+    """What is wrong with `info`, or ""."""
+    if not isinstance(info.name, str) or not _NAME.fullmatch(info.name):
+        return "has a bad name: use lower-case letters, digits, '_' and '-', starting with a letter"
+    if isinstance(info.templates, str) or not isinstance(info.templates, tuple | list):
+        return f"templates must be a tuple of template names, got {info.templates!r}"
+    if not info.templates:
+        return "supports no templates"
     unknown = [t for t in info.templates if t not in TEMPLATES]
     if unknown:
-        raise PluginError(
-            f"adapter plugin {plugin!r}: adapter {info.name!r} names unknown templates {unknown}"
-        )
-    if not info.templates:
-        raise PluginError(f"adapter plugin {plugin!r}: adapter {info.name!r} supports no templates")
+        return f"names unknown templates {unknown} (known: {', '.join(sorted(TEMPLATES))})"
+    twice = sorted({t for t in info.templates if info.templates.count(t) > 1})
+    if twice:
+        return f"names templates more than once: {twice}"
+    if not (isinstance(info.params, type) and dataclasses.is_dataclass(info.params)):
+        return f"params must be a dataclass (see mixerd.params), got {info.params!r}"
+    if not callable(info.build):
+        return f"build must be callable, got {info.build!r}"
+    if info.validate is not None and not callable(info.validate):
+        return f"validate must be callable or None, got {info.validate!r}"
+    if not isinstance(info.description, str):
+        return f"description must be a string, got {info.description!r}"
+    return ""
 
 
 def load_adapters() -> Mapping[str, AdapterInfo]:

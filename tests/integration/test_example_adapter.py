@@ -1,0 +1,174 @@
+"""The example adapter of docs/adapters.md as its users meet it: pip-installed as a separate package,
+found through its `mixerd.adapters` entry point by `mixerd serve`, answering real Check calls.
+
+Without the package on the path, the same config is refused at start-up, naming the unknown adapter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
+from mixerd.attribute import GLOBAL_WORDS, encode_attributes, encode_report
+from mixerd.server.app import READY_PATTERN
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_adapter"
+CONFIG = EXAMPLE / "config"
+UNAUTHENTICATED = 16
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the example package is pip-installed into (from a copy, so no build files land in the
+    checkout)."""
+    src = tmp_path_factory.mktemp("example-src") / "example_adapter"
+    shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-input",
+            "--disable-pip-version-check",
+            "-q",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return target
+
+
+def test_the_installed_package_declares_its_entry_point(site: Path) -> None:
+    (dist,) = site.glob("mixerd_example_adapter-0.1.0.dist-info")
+    assert (dist / "entry_points.txt").read_text().split() == [
+        "[mixerd.adapters]",
+        "strikes",
+        "=",
+        "mixerd_example_adapter",
+    ]
+    assert (site / "mixerd_example_adapter" / "handler.py").is_file()
+
+
+def _environment(pythonpath: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXERD_") and k != "PYTHONPATH"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return env
+
+
+def _serve(pythonpath: Path | None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mixerd",
+            "serve",
+            "--port",
+            "0",
+            "--monitoring-port",
+            "0",
+            "--address",
+            "127.0.0.1",
+            "--config",
+            str(CONFIG),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(pythonpath),
+        cwd=EXAMPLE.parent,  # not the checkout root, so nothing is imported from the current folder
+    )
+
+
+@pytest.fixture
+def served(site: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`mixerd serve` with the installed package on PYTHONPATH, and its gRPC address."""
+    proc = _serve(site)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().rstrip("\n")
+        ready = READY_PATTERN.match(line)
+        if ready is None:
+            proc.kill()
+            _, stderr = proc.communicate(timeout=10)
+            pytest.fail(f"no ready line: {line!r}; stderr: {stderr}")
+        assert ready.group(1) == "serving istio.mixer.v1.Mixer"
+        yield proc, f"127.0.0.1:{ready.group(3)}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _request(principal: str, code: int = 200) -> dict[str, Any]:
+    return {"source.principal": principal, "response.code": code}
+
+
+def _check(mixer: mixer_pb2_grpc.MixerStub, principal: str) -> Any:
+    request = mixer_pb2.CheckRequest(
+        attributes=encode_attributes(_request(principal)), global_word_count=len(GLOBAL_WORDS)
+    )
+    return mixer.Check(request, timeout=10).precondition
+
+
+def test_mixerd_serve_finds_the_plugin_and_returns_its_verdicts(
+    served: tuple[subprocess.Popen[str], str],
+) -> None:
+    proc, address = served
+    with grpc.insecure_channel(address) as channel:
+        mixer = mixer_pb2_grpc.MixerStub(channel)
+        assert _check(mixer, "bob").status.code == 0
+        bags = [_request("bob", 401), _request("alice", 401), _request("bob", 404), _request("alice", 401)]
+        mixer.Report(encode_report(bags), timeout=10)
+        assert _check(mixer, "bob").status.code == 0  # one strike so far
+        mixer.Report(encode_report([_request("bob", 401)]), timeout=10)
+
+        bob = _check(mixer, "bob")
+        assert bob.status.code == UNAUTHENTICATED
+        assert bob.status.message == "strikes.handler.istio-system:bob has 2 strikes in the last 1m0s"
+        assert 0 < bob.valid_duration.seconds <= 60
+        alice = _check(mixer, "alice")  # exempt in the config, however many strikes
+        assert alice.status.code == 0
+        assert alice.valid_duration.seconds == 1  # the handler's validDuration
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_without_the_package_the_config_is_refused_at_start_up() -> None:
+    proc = _serve(None)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert stdout == ""
+    problem = (
+        "strikes.yaml: handler 'strikes.handler.istio-system' .spec.compiledAdapter: "
+        "unknown adapter 'strikes' (installed: denier, listchecker, memquota, noop, stdio)"
+    )
+    assert [line.strip() for line in stderr.splitlines()[1:]] == [problem], stderr
+    assert stderr.startswith(f"mixerd serve: error: {CONFIG}: "), stderr
