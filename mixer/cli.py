@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from . import __version__
 
 # subcommand -> module in mixerd.commands
-_COMMANDS = {"serve": "serve", "check": "client", "report": "client", "eval": "eval"}
+_COMMANDS = {
+    "serve": "serve",
+    "check": "client",
+    "report": "client",
+    "eval": "eval",
+    "check-config": "check_config",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

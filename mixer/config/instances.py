@@ -16,6 +16,7 @@ from ..attribute.values import ValueType
 from ..lang import CompiledExpression, ExpressionError, compile_expression
 from ..params import camel
 from ..templates import Field, Template
+from .fields import type_name
 
 Problem = tuple[str, str]  # (field path, reason)
 
@@ -50,12 +51,19 @@ def expression_text(raw: Any) -> str | None:
 
 
 def compile_typed(
-    cache: ExpressionCache, raw: Any, expected: ValueType | None, path: str, problems: list[Problem]
+    cache: ExpressionCache,
+    raw: Any,
+    expected: ValueType | None,
+    path: str,
+    problems: list[Problem],
+    *,
+    what: str = "the field",
 ) -> CompiledExpression | None:
-    """`raw` compiled, with a problem recorded when it is not an expression of type `expected` (None: any)."""
+    """`raw` compiled, with a problem recorded when it is not an expression of type `expected` (None: any);
+    `what` names the receiver of the value in that problem."""
     text = expression_text(raw)
     if text is None:
-        problems.append((path, f"expected an expression (a string), got {type(raw).__name__}"))
+        problems.append((path, f"expected an expression (a string), got {type_name(raw)}"))
         return None
     try:
         compiled = cache.compile(text)
@@ -64,7 +72,7 @@ def compile_typed(
         return None
     if expected is not None and compiled.type != expected:
         problems.append(
-            (path, f"expression {text!r} has type {compiled.type.name}, the field needs {expected.name}")
+            (path, f"expression {text!r} has type {compiled.type.name}, {what} needs {expected.name}")
         )
         return None
     return compiled
@@ -140,11 +148,11 @@ def _message(
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
-        problems.append((path, f"expected a mapping of field -> expression, got {type(params).__name__}"))
+        problems.append((path, f"expected a mapping of field -> expression, got {type_name(params)}"))
         return "None"
     by_name = {spelling: f for f in fields for spelling in f.names}
     args: list[str] = [f"name={gen.const(fqn)}"] if fqn is not None else []
-    given: set[str] = set()
+    given: dict[str, str] = {}  # field name -> the spelling used
     for key, raw in params.items():
         field = by_name.get(str(key))
         here = f"{path}.{key}"
@@ -153,9 +161,9 @@ def _message(
             problems.append((here, f"unknown field (this template's fields: {known})"))
             continue
         if field.name in given:
-            problems.append((here, "field given twice"))
+            problems.append((here, f"field given twice (as {given[field.name]} and {key})"))
             continue
-        given.add(field.name)
+        given[field.name] = str(key)
         args.append(f"{field.name}={_field(gen, field, raw, here, cache, problems, types)}")
     return f"{gen.const(cls)}({', '.join(args)})"
 
@@ -179,7 +187,7 @@ def _field(
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            problems.append((path, f"expected a mapping of key -> expression, got {type(raw).__name__}"))
+            problems.append((path, f"expected a mapping of key -> expression, got {type_name(raw)}"))
             return "None"
         entry_types: dict[str, ValueType] = {}
         types[field.name] = entry_types

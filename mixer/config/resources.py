@@ -11,13 +11,43 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
+from .fields import type_name
 from .loader import Document
 
 API_VERSION = "config.istio.io/v1alpha2"
 API_GROUP = "config.istio.io"
 
 RULE, INSTANCE, HANDLER, MANIFEST = "rule", "instance", "handler", "attributemanifest"
+KINDS = (RULE, INSTANCE, HANDLER, MANIFEST)
 _OUT_OF_PROCESS = ("adapter", "template")
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+
+#: Mixer's legacy per-adapter kinds (MIXER.md 5.1), to say "not installed" rather than "unknown".
+MIXER_ADAPTER_KINDS = frozenset(
+    [
+        "bypass",
+        "circonus",
+        "cloudwatch",
+        "denier",
+        "dogstatsd",
+        "fluentd",
+        "kubernetesenv",
+        "listchecker",
+        "memquota",
+        "noop",
+        "opa",
+        "prometheus",
+        "rbac",
+        "redisquota",
+        "servicecontrol",
+        "signalfx",
+        "solarwinds",
+        "stackdriver",
+        "statsd",
+        "stdio",
+        "zipkin",
+    ]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +58,7 @@ class Resource:
     spec: Mapping[str, Any]
     document: Document
     legacy: bool = False  # a per-adapter or per-template kind: the spec is the params
+    spec_ok: bool = True  # False: its spec is not a mapping (reported); it exists only to be referred to
 
     @property
     def fqn(self) -> str:
@@ -45,7 +76,11 @@ def parse_resources(
     templates: Collection[str],
     errors: list[ConfigError],
 ) -> list[Resource]:
-    """The resources in `documents`; each document that is not one is reported in `errors`."""
+    """The resources in `documents`; each problem of a document is reported in `errors`.
+
+    A resource with a problem in its envelope (an unknown top-level field) is still returned, so that
+    references to it resolve; a document that has no kind or name is not a resource.
+    """
     out: list[Resource] = []
     seen: dict[str, Resource] = {}
     for doc in documents:
@@ -78,75 +113,109 @@ def _parse(
 
     data = doc.data
     if not isinstance(data, Mapping):
-        fail("", f"expected a mapping with apiVersion, kind, metadata and spec, got {type(data).__name__}")
-        return None
-    unknown = sorted(set(map(str, data)) - {"apiVersion", "kind", "metadata", "spec", "status"})
-    if unknown:
-        fail(f".{unknown[0]}", "unknown field (known: apiVersion, kind, metadata, spec)")
+        fail("", f"expected a mapping with apiVersion, kind, metadata and spec, got {type_name(data)}")
         return None
     api_version = data.get("apiVersion")
-    kind = data.get("kind")
     if api_version != API_VERSION:
-        group = str(api_version).split("/")[0]
-        hint = "" if group != API_GROUP else f" (Mixer's resources are {API_VERSION})"
-        fail(".apiVersion", f"{api_version!r} is not {API_VERSION!r}{hint}")
+        fail(".apiVersion", _api_version_problem(api_version))
         return None
+    kind = data.get("kind")
     if not isinstance(kind, str) or not kind:
-        fail(".kind", "missing")
+        fail(".kind", "missing" if kind in (None, "") else f"expected a string, got {type_name(kind)}")
         return None
-    legacy = kind not in (RULE, INSTANCE, HANDLER, MANIFEST)
-    if kind in _OUT_OF_PROCESS:
-        fail(
-            ".kind",
-            f"{kind!r}: out-of-process adapters are not supported by mixerd; install the adapter as a plugin",
-        )
-        return None
-    if legacy and kind not in adapters and kind not in templates:
-        fail(
-            ".kind",
-            f"unknown kind {kind!r} (known: rule, instance, handler, attributemanifest, "
-            "an adapter or a template name)",
-        )
+    problem = _kind_problem(kind, adapters, templates)
+    if problem:
+        fail(".kind", problem)
         return None
     metadata = data.get("metadata")
-    if not isinstance(metadata, Mapping) or not metadata.get("name"):
+    if not isinstance(metadata, Mapping):
+        fail(".metadata", "missing" if metadata is None else f"expected a mapping, got {type_name(metadata)}")
+        return None
+    name, namespace = metadata.get("name"), metadata.get("namespace")
+    if name in (None, ""):
         fail(".metadata.name", "missing")
         return None
-    name = str(metadata["name"])
-    namespace = str(metadata.get("namespace") or default_namespace)
-    spec = data.get("spec")
-    if spec is None:
-        spec = {}
-    if not isinstance(spec, Mapping):
-        errors.append(
-            ConfigError(
-                doc.file,
-                f"expected a mapping, got {type(spec).__name__}",
-                doc.number,
-                kind,
-                f"{name}.{kind}.{namespace}",
-                ".spec",
-            )
-        )
+    if not isinstance(name, str):
+        fail(".metadata.name", f"expected a string, got {type_name(name)}")
         return None
-    return Resource(kind, name, namespace, spec, doc, legacy)
+    if namespace is not None and not isinstance(namespace, str):
+        fail(".metadata.namespace", f"expected a string, got {type_name(namespace)}")
+        return None
+    namespace = namespace or default_namespace
+    spec = data.get("spec")
+    spec_ok = spec is None or isinstance(spec, Mapping)
+    resource = Resource(
+        kind, name, namespace, spec if spec_ok and spec else {}, doc, kind not in KINDS, spec_ok
+    )
+    for key in data:
+        if key not in _TOP_LEVEL:
+            errors.append(
+                resource.error(f".{key}", "unknown field (known: apiVersion, kind, metadata, spec)")
+            )
+    if not spec_ok:
+        errors.append(resource.error(".spec", f"expected a mapping, got {type_name(spec)}"))
+    return resource
+
+
+def _api_version_problem(api_version: Any) -> str:
+    if api_version in (None, ""):
+        return f"missing (Mixer's resources are {API_VERSION})"
+    group = str(api_version).split("/")[0]
+    hint = ""
+    if group == API_GROUP:
+        hint = f" (Mixer's resources are {API_VERSION})"
+    elif group == "policy.istio.io":
+        hint = " (policy.istio.io is only a kubectl category; Mixer's resources are config.istio.io)"
+    return f"{api_version!r} is not {API_VERSION!r}{hint}"
+
+
+def _kind_problem(kind: str, adapters: Collection[str], templates: Collection[str]) -> str:
+    if kind in KINDS or kind in adapters or kind in templates:
+        return ""
+    if kind in _OUT_OF_PROCESS:
+        return (
+            f"{kind!r}: out-of-process adapters and templates are not supported by mixerd; "
+            "install the adapter as a plugin"
+        )
+    if kind in MIXER_ADAPTER_KINDS:
+        installed = ", ".join(adapters) or "none"
+        return f"legacy handler kind {kind!r}: no adapter {kind!r} is installed (installed: {installed})"
+    return (
+        f"unknown kind {kind!r} (known: rule, instance, handler, attributemanifest, "
+        "or an adapter or template name for the legacy kinds)"
+    )
+
+
+def reference_candidates(ref: str, kind: str, namespace: str) -> list[str]:
+    """The FQNs a rule in `namespace` may mean by `ref` to a resource of `kind`, in the order tried
+    (MIXER.md 5.5): no dot: `ref.kind.namespace`; one dot `a.b`: `a.b.namespace` (b is a kind, the old
+    style) and then `a.kind.b` (b is a namespace); two dots or more: `ref` as written."""
+    dots = ref.count(".")
+    if dots == 0:
+        return [f"{ref}.{kind}.{namespace}"]
+    if dots == 1:
+        a, b = ref.split(".")
+        return [f"{ref}.{namespace}", f"{a}.{kind}.{b}"]
+    return [ref]
 
 
 def resolve_reference(ref: str, kind: str, namespace: str, known: Collection[str]) -> str | None:
-    """The FQN a rule in `namespace` means by `ref` to a resource of `kind` (MIXER.md 5.5), or None.
-
-    exactly two dots: as written; no dot: `ref.kind.namespace`; one dot `a.b`: `a.b.namespace` (b is a
-    kind, the old style) when that exists, else `a.kind.b` (b is a namespace); more dots: as written.
-    """
-    dots = ref.count(".")
-    if dots == 0:
-        candidates = [f"{ref}.{kind}.{namespace}"]
-    elif dots == 1:
-        a, b = ref.split(".")
-        candidates = [f"{ref}.{namespace}", f"{a}.{kind}.{b}"]
-    else:
-        candidates = [ref]
-    for fqn in candidates:
+    """The FQN a rule in `namespace` means by `ref` to a resource of `kind` (MIXER.md 5.5), or None
+    when no candidate (see `reference_candidates`) is in `known`."""
+    for fqn in reference_candidates(ref, kind, namespace):
         if fqn in known:
             return fqn
     return None
+
+
+def unresolved_reason(ref: str, kind: str, namespace: str, known: Collection[str]) -> str:
+    """Why `ref` does not resolve: the FQNs tried, and a hint when a legacy-kind resource has the name."""
+    tried = " or ".join(repr(c) for c in reference_candidates(ref, kind, namespace))
+    reason = f"{kind} {ref!r} not found (looked for {tried})"
+    if "." not in ref:
+        prefix, suffix = f"{ref}.", f".{namespace}"
+        legacy = sorted(k for k in known if k.startswith(prefix) and k.endswith(suffix))
+        if legacy:
+            other = legacy[0][len(prefix) : -len(suffix)]
+            reason += f"; {legacy[0]!r} exists: refer to it as '{ref}.{other}'"
+    return reason

@@ -1,0 +1,65 @@
+"""The compiled config: what a valid config folder becomes, and what the routing table is built from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..adapter import AdapterInfo, InstanceInfo
+from ..attribute import BUILTIN_MANIFEST, AttributeManifest
+from ..lang import CompiledExpression
+from .instances import InstanceBuilder
+
+DEFAULT_NAMESPACE = "istio-system"
+
+#: HeaderOperation.Operation (MIXER.md 5.2)
+HEADER_OPERATIONS = {"REPLACE": 0, "REMOVE": 1, "APPEND": 2}
+
+
+@dataclass(frozen=True)
+class HandlerConfig:
+    fqn: str
+    adapter: AdapterInfo
+    params: Any
+    instances: Mapping[str, InstanceInfo]  # what rules send it, by instance FQN
+    key: str  # equal keys: the same adapter, params and instances, so a built handler can be reused
+
+
+@dataclass(frozen=True)
+class ActionConfig:
+    handler: str  # FQN
+    instances: tuple[str, ...]  # FQNs
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class HeaderOperationConfig:
+    name: str  # lower case
+    values: tuple[CompiledExpression, ...]
+    operation: int  # HEADER_OPERATIONS
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    fqn: str
+    namespace: str
+    match: CompiledExpression
+    actions: tuple[ActionConfig, ...]
+    request_header_operations: tuple[HeaderOperationConfig, ...] = ()
+    response_header_operations: tuple[HeaderOperationConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A valid config, compiled: what the routing table is built from."""
+
+    manifest: AttributeManifest
+    handlers: Mapping[str, HandlerConfig]  # only the handlers some rule uses
+    instances: Mapping[str, InstanceBuilder]
+    rules: tuple[RuleConfig, ...]
+    default_namespace: str = DEFAULT_NAMESPACE
+    resources_by_kind: Mapping[str, int] = field(default_factory=dict)  # kinds as written
+
+
+EMPTY_SNAPSHOT = Snapshot(BUILTIN_MANIFEST, {}, {}, ())
