@@ -1,9 +1,10 @@
 """The config in force: load, validate, build handlers, swap the routing table, close what was replaced.
 
 `Runtime.table` is the one reference requests read. A change builds a new table beside the old one,
-reusing every handler whose adapter, params and instances did not change, and swaps the reference;
-handlers that were replaced are closed once the old table's last request has finished (waiting at most
-`drain_timeout`, as Mixer did). A rejected change leaves everything as it was.
+reusing every handler (same FQN) whose adapter, params and instances did not change, and swaps the
+reference; handlers that were replaced are closed once the last request of every table that used them
+has finished (waiting at most `drain_timeout`, as Mixer did). A rejected change leaves everything as it
+was. Changes are applied one at a time, in the order they were read.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..adapter import AdapterInfo, Clock
-from ..config import ConfigRejected, Snapshot, fingerprint, load_snapshot
+from ..config import ConfigError, ConfigRejected, Snapshot, fingerprint, load_snapshot
 from ..config.snapshot import DEFAULT_NAMESPACE, EMPTY_SNAPSHOT
 from .handlers import BuiltHandler, build_handler
 from .stats import RuntimeStats
@@ -47,78 +48,118 @@ class Runtime:
         self.last_rejection: ConfigRejected | None = None
         self._generation = 0
         self._closing: set[asyncio.Task[None]] = set()
+        # Replaced tables that may still have requests in flight (a table gets no new requests once
+        # replaced, so one seen with none in flight is done for good).
+        self._replaced: list[RoutingTable] = []
         self._lock = asyncio.Lock()
+        self._read: tuple[object, ...] | None = None  # the folder's fingerprint when last read
+
+    @property
+    def generation(self) -> int:
+        """How many configs have been put in force (0: none yet, the table is empty)."""
+        return self._generation
 
     # -- loading --------------------------------------------------------------------------------
 
     def compile(self) -> Snapshot:
-        """The folder's config compiled (ConfigRejected when invalid); nothing changes."""
+        """The folder's config compiled (ConfigRejected when invalid); nothing is put in force.
+
+        The folder's fingerprint is taken first and kept as the state last read, so `watch` notices
+        any change made after this read began (also one made before the watch started).
+        """
         if self.folder is None:
             return EMPTY_SNAPSHOT
+        self._read = fingerprint(self.folder)
+        if not self.folder.is_dir():  # gone (or not yet mounted): not the same as "no rules"
+            raise ConfigRejected([ConfigError(str(self.folder), "the config folder does not exist")])
         return load_snapshot(self.folder, self.adapters, default_namespace=self.default_namespace)
 
     async def reload(self) -> bool:
         """Load the folder again and put it in force; False (logged, counted) when it is rejected."""
-        try:
-            snapshot = self.compile()
-        except ConfigRejected as e:
-            self.stats.config_rejections += 1
-            self.stats.config_errors = len(e.errors)
-            self.last_rejection = e
-            _log.error("%s; the previous config keeps serving", e)
-            return False
-        await self.apply(snapshot)
-        return True
+        async with self._lock:  # one change at a time, so an older read never overwrites a newer one
+            try:
+                # Reading and compiling is blocking work; requests keep being served meanwhile.
+                snapshot = await asyncio.to_thread(self.compile)
+            except ConfigRejected as e:
+                self.stats.config_rejections += 1
+                self.stats.config_errors = len(e.errors)
+                self.last_rejection = e
+                _log.error("%s; the previous config keeps serving", e)
+                return False
+            await self._apply(snapshot)
+            return True
 
     async def apply(self, snapshot: Snapshot) -> None:
         """Build `snapshot`'s handlers (reusing unchanged ones), swap the table, retire the old one."""
         async with self._lock:
-            old = self.table
-            by_key = {h.config.key: h for h in old.handlers.values() if not h.closed}
-            handlers: dict[str, BuiltHandler] = {}
-            reused = 0
+            await self._apply(snapshot)
+
+    async def _apply(self, snapshot: Snapshot) -> None:
+        old = self.table
+        # Reuse is by FQN and key: two handlers with equal params stay two handlers (each names itself
+        # in verdicts and errors).
+        by_key = {(fqn, h.config.key): h for fqn, h in old.handlers.items() if not h.closed}
+        handlers: dict[str, BuiltHandler] = {}
+        built_now: list[BuiltHandler] = []
+        reused = 0
+        try:
             for fqn, config in snapshot.handlers.items():
-                kept = by_key.get(config.key)
+                kept = by_key.get((fqn, config.key))
                 if kept is not None and kept.available:
                     handlers[fqn] = kept
                     reused += 1
                     continue
                 built = await build_handler(config, self.clock)
+                built_now.append(built)
                 self.stats.handler_builds += 1
                 if not built.available:
                     self.stats.handler_build_failures += 1
                 handlers[fqn] = built
-            self._generation += 1
-            self.table = RoutingTable(snapshot, handlers, self._generation)
-            self.stats.config_loads += 1
-            self.stats.handler_reuses += reused
-            self.stats.resources = dict(snapshot.resources_by_kind)
-            self.last_rejection = None
-            kept_ids = {id(h) for h in handlers.values()}
-            retired = [h for h in old.handlers.values() if id(h) not in kept_ids]
-            if retired:
-                task = asyncio.get_running_loop().create_task(self._retire(old, retired))
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
-            _log.info(
-                "config %d in force: %d rules, %d handlers (%d reused), %d instances",
-                self._generation,
-                len(snapshot.rules),
-                len(handlers),
-                reused,
-                len(snapshot.instances),
-            )
+            table = RoutingTable(snapshot, handlers, self._generation + 1)
+        except BaseException:  # cancelled (shutdown) mid-change, or a bug: close what this change built
+            for handler in built_now:
+                await self._close(handler)
+            raise
+        self._generation += 1
+        self.table = table
+        self._replaced = [t for t in self._replaced if t.inflight > 0]  # keep only those still in use
+        self._replaced.append(old)
+        self.stats.config_loads += 1
+        self.stats.handler_reuses += reused
+        self.stats.resources = dict(snapshot.resources_by_kind)
+        self.last_rejection = None
+        kept_ids = {id(h) for h in handlers.values()}
+        retired = [h for h in old.handlers.values() if id(h) not in kept_ids]
+        if retired:
+            task = asyncio.get_running_loop().create_task(self._retire(old.generation, retired))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        _log.info(
+            "config %d in force: %d rules, %d handlers (%d reused), %d instances",
+            self._generation,
+            len(snapshot.rules),
+            len(handlers),
+            reused,
+            len(snapshot.instances),
+        )
 
-    async def _retire(self, table: RoutingTable, handlers: list[BuiltHandler]) -> None:
+    def _inflight(self, generation: int) -> int:
+        """Requests still running on replaced tables up to `generation` (a handler dropped from table
+        N may have been reused from an older one, whose requests can still be using it)."""
+        self._replaced = [t for t in self._replaced if t.inflight > 0]
+        return sum(t.inflight for t in self._replaced if t.generation <= generation)
+
+    async def _retire(self, generation: int, handlers: list[BuiltHandler]) -> None:
         waited = 0.0
-        while table.inflight > 0 and waited < self.drain_timeout:
+        while self._inflight(generation) > 0 and waited < self.drain_timeout:
             await asyncio.sleep(0.01)
             waited += 0.01
-        if table.inflight > 0:
+        inflight = self._inflight(generation)
+        if inflight > 0:
             _log.warning(
                 "config %d still has %d requests in flight after %.0fs; closing its handlers anyway",
-                table.generation,
-                table.inflight,
+                generation,
+                inflight,
                 self.drain_timeout,
             )
         for handler in handlers:
@@ -143,27 +184,35 @@ class Runtime:
         """
         if self.folder is None:
             return
-        seen = fingerprint(self.folder)
+        folder = self.folder
+        if self._read is None:
+            self._read = await asyncio.to_thread(fingerprint, folder)
         while True:
             await asyncio.sleep(poll_interval)
-            now = fingerprint(self.folder)
-            if now == seen:
-                continue
-            while True:  # debounce: wait until the folder is quiet
-                await asyncio.sleep(settle)
-                later = fingerprint(self.folder)
-                if later == now:
-                    break
-                now = later
-            seen = now
-            _log.info("config folder %s changed; reloading", self.folder)
-            await self.reload()
+            try:
+                now = await asyncio.to_thread(fingerprint, folder)
+                if now == self._read:
+                    continue
+                while True:  # debounce: wait until the folder is quiet
+                    await asyncio.sleep(settle)
+                    later = await asyncio.to_thread(fingerprint, folder)
+                    if later == now:
+                        break
+                    now = later
+                _log.info("config folder %s changed; reloading", folder)
+                await self.reload()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the watch must outlive any one bad read: keep serving, keep watching
+                _log.exception("reloading %s failed; the previous config keeps serving", folder)
 
     # -- shutdown -------------------------------------------------------------------------------
 
     async def close(self) -> None:
         """Close every handler (after the current table drains) and wait for pending closes."""
-        table = self.table
-        await self._retire(table, list(table.handlers.values()))
+        async with self._lock:  # not in the middle of a change
+            table = self.table
+            self._replaced.append(table)
+            await self._retire(table.generation, list(table.handlers.values()))
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

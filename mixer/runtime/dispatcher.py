@@ -342,9 +342,9 @@ class RuntimeDispatcher:
             table.inflight -= 1
 
     async def _report(self, table: RoutingTable, bags: Sequence[AttributeBag]) -> None:
-        # Instances are buffered per destination across the request's bags: one call per destination
-        # (MIXER.md 9).
-        buffers: dict[int, tuple[Destination, list[Any]]] = {}
+        # Instances are buffered per destination (handler x template) across the request's bags: one
+        # call per destination (MIXER.md 9), also when the bags route through different namespaces.
+        buffers: dict[tuple[str, str], tuple[Destination, list[Any]]] = {}
         errors: list[str] = []
         for bag in bags:
             routes = table.routes(bag)
@@ -366,7 +366,8 @@ class RuntimeDispatcher:
                             self._stats.instance_errors += 1
                             errors.append(f"instance {builder.fqn}: {e}")
                             continue
-                        buffers.setdefault(id(dest), (dest, []))[1].append(instance)
+                        key = (dest.handler.fqn, dest.template.name)
+                        buffers.setdefault(key, (dest, []))[1].append(instance)
         pending: list[tuple[Destination, Awaitable[Any]]] = []
         for dest, instances in buffers.values():
             try:

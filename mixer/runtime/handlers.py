@@ -8,6 +8,7 @@ variety turns into its usual failure (Check INTERNAL, quota granted 0, report co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Callable
@@ -93,4 +94,14 @@ async def build_handler(config: HandlerConfig, clock: Clock) -> BuiltHandler:
         _log.error("building handler %s (adapter %s) failed: %s", config.fqn, adapter.name, e, exc_info=True)
         await env.cancel_background()
         return BuiltHandler(config, None, env, failure=f"build failed: {type(e).__name__}: {e}")
+    missing = sorted(
+        {i.template for i in config.instances.values()}
+        - {t for t in adapter.templates if callable(getattr(handler, f"handle_{t}", None))}
+    )
+    if missing:  # an adapter bug: the handler cannot take what rules send it, so it is unavailable
+        reason = f"{type(handler).__name__} has no method " + ", ".join(f"handle_{t}" for t in missing)
+        _log.error("handler %s (adapter %s): %s", config.fqn, adapter.name, reason)
+        with contextlib.suppress(Exception):  # release what the build took (a failure is logged)
+            await BuiltHandler(config, handler, env).close()
+        return BuiltHandler(config, None, env, failure=f"build failed: {reason}")
     return BuiltHandler(config, handler, env)

@@ -17,6 +17,7 @@ calls and gives in-flight ones `grace` seconds, then the monitoring server close
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -107,6 +108,9 @@ class RunningServer:
         self._monitoring_app.ready = False
         if self._watcher is not None:
             self._watcher.cancel()
+            # Wait for it: a reload cut short must not race runtime.close() below.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self._health.enter_graceful_shutdown()
         await self._grpc.stop(self.settings.shutdown_grace if grace is None else grace)
         if self.runtime is not None:
@@ -141,28 +145,47 @@ async def _start_runtime(settings: Settings) -> Runtime:
         raise InvalidConfig(str(e)) from None
     folder = settings.config if settings.config is not None else rules_folder()
     runtime = Runtime(adapters, folder=folder, default_namespace=settings.config_default_namespace)
-    try:
-        snapshot = runtime.compile()
-    except ConfigRejected as e:
-        raise InvalidConfig(f"{folder}: {e}") from None
-    await runtime.apply(snapshot)
+    await _load(runtime)
     return runtime
 
 
-async def start(settings: Settings, dispatcher: Dispatcher | None = None) -> RunningServer:
+async def _load(runtime: Runtime) -> None:
+    """Put the runtime's folder in force, unless some config already is; InvalidConfig when rejected."""
+    if runtime.generation > 0:
+        return
+    try:
+        snapshot = runtime.compile()
+    except ConfigRejected as e:
+        raise InvalidConfig(f"{runtime.folder}: {e}") from None
+    await runtime.apply(snapshot)
+
+
+async def start(
+    settings: Settings, dispatcher: Dispatcher | None = None, *, runtime: Runtime | None = None
+) -> RunningServer:
     """Bind and start the gRPC and monitoring servers; StartError (or a subclass) when that fails.
 
     Must be awaited on the event loop that will run the server. Without a `dispatcher` the rule engine
     runs the config folder (watched for changes) or the embedded default rules.
+
+    `runtime` hands the server a Runtime built by the caller (for instance with adapters of its own,
+    or an injected clock): the server loads its folder if no config is in force yet, dispatches to it
+    (unless a `dispatcher` is given too), exports its metrics, watches its folder when
+    settings.config_poll_interval > 0, and closes it on stop, exactly as with a Runtime of its own.
     """
     _check_config(settings)
-    runtime: Runtime | None = None
     stats = Stats()
     registry = make_registry(stats)
-    if dispatcher is None:
+    watch = runtime is not None or settings.config is not None
+    if runtime is not None:
+        await _load(runtime)
+    elif dispatcher is None:
         runtime = await _start_runtime(settings)
+    if runtime is not None:
         registry.register(RuntimeCollector(runtime.stats))
-        dispatcher = RuntimeDispatcher(runtime, runtime.stats, settings.adapter_timeout)
+        if dispatcher is None:
+            dispatcher = RuntimeDispatcher(runtime, runtime.stats, settings.adapter_timeout)
+    assert dispatcher is not None
     monitoring_app = MonitoringApp(registry)
     try:
         monitoring = MonitoringServer(monitoring_app, settings.address, settings.monitoring_port)
@@ -196,7 +219,7 @@ async def start(settings: Settings, dispatcher: Dispatcher | None = None) -> Run
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     monitoring_app.ready = True
     watcher = None
-    if runtime is not None and settings.config is not None and settings.config_poll_interval > 0:
+    if runtime is not None and watch and runtime.folder is not None and settings.config_poll_interval > 0:
         watcher = asyncio.get_running_loop().create_task(runtime.watch(settings.config_poll_interval))
     return RunningServer(
         settings=settings,

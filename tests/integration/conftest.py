@@ -12,10 +12,8 @@ mixerd.server.app.RunningServer).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,6 +24,7 @@ from mixerd.server.app import RunningServer, start
 from mixerd.server.dispatch import Dispatcher, NoRulesDispatcher
 from mixerd.server.stats import Stats
 from mixerd.settings import Settings
+from mixerd.testing_scenarios.server import LoopThread
 
 T = TypeVar("T")
 
@@ -33,29 +32,12 @@ T = TypeVar("T")
 TEST_SETTINGS = Settings(address="127.0.0.1", port=0, monitoring_port=0, shutdown_grace=0.0)
 
 
-class _LoopThread:
-    """An asyncio event loop running forever on a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="mixerd-test-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
-
-
 @dataclass
 class MixerServer:
     """A running in-process mixerd (see the module docstring for the contract)."""
 
     running: RunningServer
-    _loop: _LoopThread
+    _loop: LoopThread
 
     @property
     def port(self) -> int:
@@ -84,7 +66,7 @@ class MixerServer:
 
 @contextmanager
 def _serve(settings: Settings, dispatcher: Dispatcher | None) -> Iterator[MixerServer]:
-    loop = _LoopThread()
+    loop = LoopThread()
     try:
         server = MixerServer(loop.run(start(settings, dispatcher)), loop)
         try:
