@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -100,24 +99,6 @@ class AttributeManifest(Mapping[str, ValueType]):
             if isinstance(doc, Mapping) and doc.get("kind") == ATTRIBUTE_MANIFEST_KIND:
                 result = result.merged(cls.from_document(doc, f"{source} (document {number})"))
         return result
-
-
-def manifests_in_folder(folder: str | Path) -> AttributeManifest:
-    """Every `attributemanifest` document in the *.yaml / *.yml files under `folder`, merged in path order.
-
-    Errors name the file (relative to the folder). The full config loader arrives with rules; this is
-    what tools that only need attribute types (`mixerd eval`) use.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise ManifestError(f"{folder}: not a folder")
-    result = AttributeManifest()
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue  # Kubernetes ConfigMap mounts keep the real files in hidden ..data folders
-        text = path.read_text(encoding="utf-8")
-        result = result.merged(AttributeManifest.from_yaml(text, str(path.relative_to(root))))
-    return result
 
 
 def _load_builtin() -> AttributeManifest:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ..attribute import BUILTIN_MANIFEST, AttributeBag, Duration, ManifestError, Timestamp, ValueType
-from ..attribute.manifest import manifests_in_folder
+from ..attribute import BUILTIN_MANIFEST, AttributeBag, Duration, Timestamp, ValueType
 from ..client import attrs
+from ..config import ConfigRejected, load_manifest
 from .client import add_attribute_flags
 
 
@@ -87,10 +88,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifest = BUILTIN_MANIFEST
         if args.config:
-            manifest = manifest.merged(manifests_in_folder(args.config))
+            if not os.path.isdir(args.config):
+                raise attrs.AttributeFlagError(f"--config {args.config}: no such folder")
+            manifest = load_manifest(args.config)
         values = _typed_values(args.attribute_values or [], manifest)
-    except (ManifestError, attrs.AttributeFlagError) as e:
+    except attrs.AttributeFlagError as e:
         print(f"mixerd eval: {e}", file=sys.stderr)
+        return 2
+    except ConfigRejected as e:
+        print(f"mixerd eval: --config {args.config}: {e}", file=sys.stderr)
         return 2
     bag = AttributeBag(values)
     try:

@@ -2,6 +2,7 @@
 
 from .errors import ConfigError, ConfigRejected
 from .loader import Document, fingerprint, read_documents
+from .manifests import load_manifest
 from .snapshot import DEFAULT_NAMESPACE, Snapshot, compile_snapshot, load_snapshot
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Snapshot",
     "compile_snapshot",
     "fingerprint",
+    "load_manifest",
     "load_snapshot",
     "read_documents",
 ]

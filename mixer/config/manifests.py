@@ -8,14 +8,17 @@ different types are an error (the one read later names the earlier).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from ..attribute import BUILTIN_MANIFEST, AttributeManifest
 from ..attribute.manifest import AttributeInfo
 from ..attribute.values import ValueType
 from ..templates import TEMPLATES
-from .errors import ConfigError
+from .errors import ConfigError, ConfigRejected
 from .fields import Problem, read_fields, type_name
-from .resources import Resource
+from .loader import read_documents
+from .model import DEFAULT_NAMESPACE
+from .resources import MANIFEST, Resource, parse_resources
 
 _TYPES = [t for t in ValueType if t is not ValueType.VALUE_TYPE_UNSPECIFIED]
 _CHOICES = ", ".join(t.name for t in _TYPES)
@@ -84,3 +87,18 @@ def _value_type(raw: object, path: str, problems: list[Problem]) -> ValueType | 
         return ValueType(raw)
     problems.append((path, f"{raw!r} is not one of {_CHOICES}"))
     return None
+
+
+def load_manifest(folder: str | Path, *, default_namespace: str = DEFAULT_NAMESPACE) -> AttributeManifest:
+    """The attribute vocabulary of a config folder (built-ins, its attributemanifests, generator outputs),
+    for tools that only need attribute types (`mixerd eval --config`). ConfigRejected lists every problem
+    in the folder's YAML or its manifests; the other resources are not looked at."""
+    documents, errors = read_documents(Path(folder))
+    manifests = [d for d in documents if isinstance(d.data, Mapping) and d.data.get("kind") == MANIFEST]
+    resources = parse_resources(
+        manifests, default_namespace=default_namespace, adapters=(), templates=TEMPLATES, errors=errors
+    )
+    manifest = compile_manifests(resources, errors)
+    if errors:
+        raise ConfigRejected(errors)
+    return manifest

@@ -92,3 +92,19 @@ def test_bad_attribute_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]
     assert "-a: 'request.size=ten'" in capsys.readouterr().err
     assert main(["eval", "request.size", "-i", "request.size=ten"]) == 2
     assert capsys.readouterr().err == "mixerd eval: -i: 'request.size=ten': 'ten' is not an int64\n"
+
+
+def test_config_manifest_problems_are_all_listed_and_other_kinds_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "rules.yaml").write_text(  # not a manifest: eval does not look at it
+        "apiVersion: config.istio.io/v1alpha2\nkind: denier\nmetadata: {name: d}\nspec: {bogus: 1}\n"
+    )
+    (tmp_path / "attrs.yaml").write_text(
+        "apiVersion: config.istio.io/v1alpha2\nkind: attributemanifest\nmetadata: {name: extra}\n"
+        "spec:\n  attributes:\n    a.one: {valueType: NUMBER}\n    a.two: {valueType: TEXT}\n"
+    )
+    assert main(["eval", "true", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("attrs.yaml: attributemanifest 'extra.attributemanifest.istio-system'") == 2
+    assert "a.one" in err and "a.two" in err and "rules.yaml" not in err

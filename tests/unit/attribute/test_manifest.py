@@ -251,24 +251,3 @@ def test_builtin_covers_the_reference_vocabulary(reference_dir: Path):
         if name not in BUILTIN_MANIFEST
     )
     assert missing == []
-
-
-def test_manifests_in_folder_merges_files_in_path_order_and_skips_hidden(tmp_path) -> None:
-    from mixerd.attribute import ManifestError, ValueType
-    from mixerd.attribute.manifest import manifests_in_folder
-
-    doc = "kind: attributemanifest\nspec:\n  attributes:\n    shop.{name}: {{valueType: {type}}}\n"
-    (tmp_path / "a.yaml").write_text(doc.format(name="items", type="STRING"))
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b.yml").write_text(doc.format(name="items", type="INT64"))
-    (tmp_path / "..data").mkdir()  # a ConfigMap mount's hidden copy must not count twice
-    (tmp_path / "..data" / "c.yaml").write_text(doc.format(name="hidden", type="BOOL"))
-    (tmp_path / "notes.txt").write_text("not yaml: [")
-    manifest = manifests_in_folder(tmp_path)
-    assert dict(manifest) == {"shop.items": ValueType.INT64}
-
-    (tmp_path / "z.yaml").write_text(doc.format(name="bad", type="NUMBER"))
-    with pytest.raises(ManifestError, match=r"^z\.yaml \(document 1\): .spec.attributes\['shop.bad'\]"):
-        manifests_in_folder(tmp_path)
-    with pytest.raises(ManifestError, match="not a folder"):
-        manifests_in_folder(tmp_path / "missing")
