@@ -123,7 +123,8 @@ def _read_dataclass(model: type, data: Any, path: str, problems: list[Problem]) 
         name = names.get(str(key))
         if name is None:
             known = ", ".join(camel(f.name) for f in _settable(model))
-            problems.append((f"{path}.{key}", f"unknown field (known: {known})"))
+            reason = f"unknown field (known: {known})" if known else "unknown field (this takes no params)"
+            problems.append((f"{path}.{key}", reason))
             continue
         if name in kwargs:
             problems.append((f"{path}.{key}", f"field given twice (as {camel(name)} and {name})"))

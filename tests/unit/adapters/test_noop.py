@@ -67,7 +67,7 @@ def test_params_take_nothing():
     assert read_params(Params, None) == Params()
     with pytest.raises(ParamsError) as e:
         read_params(Params, {"verbose": True})
-    assert e.value.problems == [(".verbose", "unknown field (known: )")]
+    assert e.value.problems == [(".verbose", "unknown field (this takes no params)")]
 
 
 def test_registered_with_a_method_per_template():
