@@ -1,0 +1,203 @@
+"""Background delivery in batches, for telemetry adapters: Report never waits on a backend.
+
+A telemetry handler's `handle_<template>` puts items into a `BatchQueue` and returns at once (DESIGN.md
+decision 6). A background task takes up to `batch_size` items at a time and hands them to `send`, at
+least every `flush_interval` seconds and sooner when a full batch is waiting. When `send` fails, the same
+batch is retried with exponential back-off (`retry_initial` doubling up to `retry_max`) until it goes
+through; meanwhile new items wait in the queue, and once `capacity` items are waiting, new ones are
+dropped and counted. So a backend that is down costs memory up to `capacity` items and nothing else,
+and delivery resumes by itself when the backend returns.
+
+`send(batch)` may be a coroutine function, or a plain function; a plain one runs in a worker thread
+(it may block on a socket). Counters (`stats`): queued, sent, dropped, failed (send attempts that raised).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .adapter import Env
+
+T = TypeVar("T")
+
+
+@dataclass
+class BatchStats:
+    queued: int = 0  # items accepted into the queue
+    sent: int = 0  # items delivered
+    dropped: int = 0  # items refused because the queue was full (or left over at close)
+    failed: int = 0  # send attempts that raised
+
+
+class BatchQueue(Generic[T]):
+    """A bounded queue drained in batches by a background task started through `env`."""
+
+    def __init__(
+        self,
+        env: Env,
+        send: Callable[[list[T]], Awaitable[Any] | Any],
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        retry_initial: float = 0.1,
+        retry_max: float = 10.0,
+        name: str = "",
+    ) -> None:
+        if capacity < 1 or batch_size < 1:
+            raise ValueError("capacity and batch_size must be at least 1")
+        self._env = env
+        self._send = send
+        self._async_send = inspect.iscoroutinefunction(send)
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.stats = BatchStats()
+        self._items: deque[T] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._dropped_logged = 0
+        self._task = env.spawn(self._run, name=name or f"{env.handler} delivery")
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # -- the request side: never waits ------------------------------------------------------------
+
+    def put(self, item: T) -> bool:
+        """Queue one item; False (and counted as dropped) when the queue is full or closing."""
+        if self._closing or len(self._items) >= self.capacity:
+            self._drop(1)
+            return False
+        self._items.append(item)
+        self.stats.queued += 1
+        if len(self._items) >= self.batch_size:
+            self._wake.set()
+        return True
+
+    def put_many(self, items: Iterable[T]) -> int:
+        """Queue items in order; the number accepted (each refused one is counted as dropped)."""
+        return sum(self.put(item) for item in items)
+
+    def _drop(self, n: int) -> None:
+        self.stats.dropped += n
+        # Log at powers of ten so a long outage does not flood the log.
+        if self.stats.dropped >= max(1, self._dropped_logged * 10):
+            self._dropped_logged = self.stats.dropped
+            self._env.logger.warning(
+                "%s: delivery queue full (%d items); %d dropped so far",
+                self._env.handler,
+                self.capacity,
+                self.stats.dropped,
+            )
+
+    # -- the background side ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self.retry_initial
+        while True:
+            if not self._items:
+                self._idle.set()
+                if self._closing:
+                    return
+                await self._wait_for_work()
+                continue
+            self._idle.clear()
+            batch = [self._items[i] for i in range(min(self.batch_size, len(self._items)))]
+            try:
+                if self._async_send:
+                    await self._send(batch)
+                else:
+                    await asyncio.to_thread(self._send, batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.stats.failed += 1
+                self._env.logger.warning(
+                    "%s: sending %d items failed (retry in %.1fs): %s",
+                    self._env.handler,
+                    len(batch),
+                    delay,
+                    e,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            delay = self.retry_initial
+            for _ in batch:
+                self._items.popleft()
+            self.stats.sent += len(batch)
+            if not self._items:
+                self._idle.set()
+            if len(self._items) < self.batch_size and not self._closing:
+                # Wait for a full batch or the flush interval, whichever comes first.
+                await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        """Until a full batch is waiting, close() is called, or the flush interval has passed."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Deliver what is queued now (True), or give up after `timeout` seconds (False)."""
+        self._wake.set()
+        try:
+            while self._items:
+                self._wake.set()
+                self._idle.clear()
+                await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop taking items, deliver what is queued within `timeout`, drop (and count) the rest.
+
+        mixerd cancels a handler's background work before calling its close(), so when the delivery
+        task is gone this delivers the last batches itself.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self._wake.set()
+        if not self._task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+        else:
+            await self._drain(timeout)
+        if self._items:
+            self.stats.dropped += len(self._items)
+            self._items.clear()
+
+    async def _drain(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._items and (left := deadline - loop.time()) > 0:
+            batch = [self._items[i] for i in range(min(self.batch_size, len(self._items)))]
+            try:
+                if self._async_send:
+                    await asyncio.wait_for(self._send(batch), left)
+                else:
+                    await asyncio.wait_for(asyncio.to_thread(self._send, batch), left)
+            except Exception as e:
+                self.stats.failed += 1
+                self._env.logger.warning(
+                    "%s: final delivery of %d items failed: %s", self._env.handler, len(batch), e
+                )
+                return
+            for _ in batch:
+                self._items.popleft()
+            self.stats.sent += len(batch)
