@@ -23,6 +23,7 @@ from typing import Any
 
 from .attribute.values import Duration, ValueType
 from .params import Problem
+from .settings import Settings
 
 __all__ = [
     "AdapterInfo",
@@ -147,7 +148,7 @@ Clock = Callable[[], int]  # nanoseconds since the Unix epoch
 
 
 class Env:
-    """A handler's view of the server: its identity, params, logger, clock and background work.
+    """A handler's view of the server: its identity, params, logger, clock, settings and background work.
 
     Background tasks started with `spawn` or `every` are cancelled when the handler is closed, so a
     handler never has to track them itself. Both need the running event loop, which `build` has.
@@ -162,6 +163,7 @@ class Env:
         instances: Mapping[str, InstanceInfo],
         logger: logging.Logger | None = None,
         clock: Clock = time.time_ns,
+        settings: Settings | None = None,
     ) -> None:
         self.handler = handler
         self.adapter = adapter
@@ -169,6 +171,8 @@ class Env:
         self.instances = instances
         self.logger = logger or logging.getLogger(f"mixerd.adapter.{adapter}")
         self.clock = clock
+        # The server's settings (an Env made outside a server gets the defaults).
+        self.settings = settings if settings is not None else Settings()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def spawn(self, work: Callable[[], Awaitable[Any]], *, name: str = "") -> asyncio.Task[Any]:

@@ -29,6 +29,7 @@ BUILTIN_ADAPTERS: tuple[str, ...] = (
     "mixerd_adapters.listchecker",
     "mixerd_adapters.memquota",
     "mixerd_adapters.noop",
+    "mixerd_adapters.prometheus",
     "mixerd_adapters.stdio",
 )
 

@@ -66,6 +66,12 @@ class Settings:
     monitoring_port: int = _setting(
         15014, _port, "HTTP port for mixerd's own /metrics, /version, /healthz, /readyz; 0 picks one", "PORT"
     )
+    prometheus_port: int = _setting(
+        42422,
+        _port,
+        "HTTP port of the /metrics endpoint all prometheus adapter handlers share; 0 picks one",
+        "PORT",
+    )
     shutdown_grace: float = _setting(
         10.0, _seconds, "seconds in-flight calls get to finish after SIGTERM/SIGINT", "SECONDS"
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..adapter import AdapterInfo, Clock
 from ..config import ConfigError, ConfigRejected, Snapshot, fingerprint, load_snapshot
 from ..config.snapshot import DEFAULT_NAMESPACE, EMPTY_SNAPSHOT
+from ..settings import Settings
 from .handlers import BuiltHandler, build_handler
 from .stats import RuntimeStats
 from .table import RoutingTable
@@ -37,8 +38,11 @@ class Runtime:
         clock: Clock = time.time_ns,
         stats: RuntimeStats | None = None,
         drain_timeout: float = 10.0,
+        settings: Settings | None = None,
     ) -> None:
         self.adapters = adapters
+        # The server's settings, handed to every handler built (Env.settings); start() sets them.
+        self.settings = settings if settings is not None else Settings()
         self.folder = Path(folder) if folder is not None else None
         self.default_namespace = default_namespace
         self.clock = clock
@@ -109,7 +113,7 @@ class Runtime:
                     handlers[fqn] = kept
                     reused += 1
                     continue
-                built = await build_handler(config, self.clock)
+                built = await build_handler(config, self.clock, self.settings)
                 built_now.append(built)
                 self.stats.handler_builds += 1
                 if not built.available:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..adapter import Clock, Env
 from ..config.snapshot import HandlerConfig
+from ..settings import Settings
 
 _log = logging.getLogger(__name__)
 
@@ -73,7 +74,9 @@ class BuiltHandler:
             raise
 
 
-async def build_handler(config: HandlerConfig, clock: Clock) -> BuiltHandler:
+async def build_handler(
+    config: HandlerConfig, clock: Clock, settings: Settings | None = None
+) -> BuiltHandler:
     """Build `config`'s handler; a failing build gives an unavailable handler (logged), not an error."""
     adapter = config.adapter
     env = Env(
@@ -83,6 +86,7 @@ async def build_handler(config: HandlerConfig, clock: Clock) -> BuiltHandler:
         instances=config.instances,
         logger=logging.getLogger(f"mixerd.adapter.{adapter.name}"),
         clock=clock,
+        settings=settings,
     )
     try:
         handler = adapter.build(env)

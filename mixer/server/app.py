@@ -144,7 +144,9 @@ async def _start_runtime(settings: Settings) -> Runtime:
     except PluginError as e:
         raise InvalidConfig(str(e)) from None
     folder = settings.config if settings.config is not None else rules_folder()
-    runtime = Runtime(adapters, folder=folder, default_namespace=settings.config_default_namespace)
+    runtime = Runtime(
+        adapters, folder=folder, default_namespace=settings.config_default_namespace, settings=settings
+    )
     await _load(runtime)
     return runtime
 
@@ -171,13 +173,15 @@ async def start(
     `runtime` hands the server a Runtime built by the caller (for instance with adapters of its own,
     or an injected clock): the server loads its folder if no config is in force yet, dispatches to it
     (unless a `dispatcher` is given too), exports its metrics, watches its folder when
-    settings.config_poll_interval > 0, and closes it on stop, exactly as with a Runtime of its own.
+    settings.config_poll_interval > 0, and closes it on stop, exactly as with a Runtime of its own. The
+    runtime takes `settings` as its own (handlers built from then on see them as Env.settings).
     """
     _check_config(settings)
     stats = Stats()
     registry = make_registry(stats)
     watch = runtime is not None or settings.config is not None
     if runtime is not None:
+        runtime.settings = settings
         await _load(runtime)
     elif dispatcher is None:
         runtime = await _start_runtime(settings)
