@@ -40,7 +40,8 @@ def mixerd_adapter_info() -> AdapterInfo | list[AdapterInfo]:  # type: ignore[em
       to its `InstanceInfo` (template and inferred field types). No network here: it also runs in
       `mixerd check-config`;
     - `build(env)`: make the handler. `env` (`mixerd.adapter.Env`) carries the read params, the
-      instances, a logger, the clock to use for anything time decides, and `spawn`/`every` for
+      instances, a logger, the clock to use for anything time decides, the server's settings
+      (`env.settings`, e.g. the bind address and `prometheus_port`), and `spawn`/`every` for
       background work that mixerd cancels when the handler closes. It may be a coroutine function.
       An unreachable backend is not a reason to fail: build anyway, retry in the background, and
       answer requests as the adapter's fail policy says. If build raises, the handler is unavailable

@@ -33,6 +33,7 @@ from mixerd.adapter import AdapterInfo, CheckResult, Code, Env, QuotaArgs, Quota
 from mixerd.params import params_to_dict, read_params
 from mixerd.plugins import collect_adapters, make_plugin_manager
 from mixerd.runtime.handlers import build_handler
+from mixerd.settings import Settings
 from mixerd.templates import TEMPLATES
 from mixerd_adapters.memquota import UnknownQuota
 
@@ -121,6 +122,8 @@ def _env(name: str, params: Any) -> Env:
         instances={},
         logger=logging.getLogger(f"mixerd.adapter.{name}"),
         clock=FixedClock(),
+        # Loopback and free ports: an adapter that listens (prometheus) must not need a fixed port.
+        settings=Settings(address="127.0.0.1", prometheus_port=0),
     )
 
 
