@@ -26,10 +26,12 @@ ENTRY_POINT_GROUP = "mixerd.adapters"
 #: The built-in adapters, as the modules that implement the hook.
 BUILTIN_ADAPTERS: tuple[str, ...] = (
     "mixerd_adapters.denier",
+    "mixerd_adapters.fluentd",
     "mixerd_adapters.listchecker",
     "mixerd_adapters.memquota",
     "mixerd_adapters.noop",
     "mixerd_adapters.prometheus",
+    "mixerd_adapters.statsd",
     "mixerd_adapters.stdio",
 )
 

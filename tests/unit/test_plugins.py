@@ -76,7 +76,16 @@ def test_builtins_come_from_the_explicit_module_list() -> None:
     pm = make_plugin_manager(entry_points=False)
     assert sorted(name for name, _ in pm.list_name_plugin()) == sorted(BUILTIN_ADAPTERS)
     adapters = collect_adapters(pm)
-    assert list(adapters) == ["denier", "listchecker", "memquota", "noop", "prometheus", "stdio"]
+    assert list(adapters) == [
+        "denier",
+        "fluentd",
+        "listchecker",
+        "memquota",
+        "noop",
+        "prometheus",
+        "statsd",
+        "stdio",
+    ]
     assert isinstance(adapters, MappingProxyType)
 
 
