@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -29,8 +30,9 @@ class RuntimeStats:
 
 
 class RuntimeCollector(Collector):
-    def __init__(self, stats: RuntimeStats) -> None:
+    def __init__(self, stats: RuntimeStats, handlers: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self._stats = stats
+        self._handlers = handlers  # the built handlers in force, by FQN (for their delivery counters)
 
     def collect(self) -> Iterator[Metric]:
         s = self._stats
@@ -91,3 +93,30 @@ class RuntimeCollector(Collector):
         for (handler, template, outcome), count in sorted(s.dispatches.items()):
             dispatches.add_metric([handler, template, outcome], count)
         yield dispatches
+        yield from self._delivery()
+
+    def _delivery(self) -> Iterator[Metric]:
+        """Telemetry handlers' queues (DESIGN.md decision 6): a handler object with `delivery_stats()`
+        (queued, sent, dropped, failed) is published per handler and adapter."""
+        if self._handlers is None:
+            return
+        families = {
+            key: CounterMetricFamily(f"mixerd_adapter_delivery_{key}", doc, labels=["handler", "adapter"])
+            for key, doc in (
+                ("queued", "Items telemetry handlers accepted into their delivery queues."),
+                ("sent", "Items telemetry handlers delivered to their backends."),
+                ("dropped", "Items telemetry handlers dropped because their queue was full or closing."),
+                ("failed", "Delivery attempts that failed (and were retried)."),
+            )
+        }
+        for fqn, built in sorted(self._handlers().items()):
+            stats_of = getattr(built.handler, "delivery_stats", None)
+            if stats_of is None:
+                continue
+            try:
+                stats = stats_of()
+            except Exception:
+                continue  # a scrape must not fail because of one handler
+            for key, family in families.items():
+                family.add_metric([fqn, built.config.adapter.name], stats.get(key, 0))
+        yield from families.values()

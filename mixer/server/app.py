@@ -186,7 +186,7 @@ async def start(
     elif dispatcher is None:
         runtime = await _start_runtime(settings)
     if runtime is not None:
-        registry.register(RuntimeCollector(runtime.stats))
+        registry.register(RuntimeCollector(runtime.stats, lambda: runtime.table.handlers))
         if dispatcher is None:
             dispatcher = RuntimeDispatcher(runtime, runtime.stats, settings.adapter_timeout)
     assert dispatcher is not None
