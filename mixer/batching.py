@@ -26,6 +26,9 @@ from .adapter import Env
 
 T = TypeVar("T")
 
+#: Consecutive failures that are logged (then every 1000th), so a long outage does not flood the log.
+_LOGGED_FAILURES = frozenset({1, 10, 100})
+
 
 @dataclass
 class BatchStats:
@@ -105,6 +108,7 @@ class BatchQueue(Generic[T]):
 
     async def _run(self) -> None:
         delay = self.retry_initial
+        failures = 0  # consecutive failed attempts
         while True:
             if not self._items:
                 self._idle.set()
@@ -123,16 +127,24 @@ class BatchQueue(Generic[T]):
                 raise
             except Exception as e:
                 self.stats.failed += 1
-                self._env.logger.warning(
-                    "%s: sending %d items failed (retry in %.1fs): %s",
-                    self._env.handler,
-                    len(batch),
-                    delay,
-                    e,
-                )
+                failures += 1
+                if failures in _LOGGED_FAILURES or failures % 1000 == 0:  # an outage logs a handful of lines
+                    self._env.logger.warning(
+                        "%s: sending %d items failed (%d attempts so far; retry in %.1fs): %s",
+                        self._env.handler,
+                        len(batch),
+                        failures,
+                        delay,
+                        e,
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
+            if failures:
+                self._env.logger.info(
+                    "%s: delivery resumed after %d failed attempts", self._env.handler, failures
+                )
+                failures = 0
             delay = self.retry_initial
             for _ in batch:
                 self._items.popleft()

@@ -136,3 +136,26 @@ def test_flush_waits_for_delivery() -> None:
         await e.cancel_background()
 
     run(test)
+
+
+def test_an_outage_logs_a_few_lines_and_its_end(caplog: Any) -> None:
+    async def test() -> None:
+        backend = Backend()
+        backend.down = True
+        e = env()
+        q = BatchQueue(
+            e, backend.send, batch_size=1, flush_interval=0.01, retry_initial=0.001, retry_max=0.001
+        )
+        q.put(1)
+        await until(lambda: q.stats.failed >= 120)
+        backend.down = False
+        await until(lambda: q.stats.sent == 1)
+        await q.close()
+        await e.cancel_background()
+
+    caplog.set_level("INFO", logger="mixerd.adapter.test")
+    run(test)
+    lines = [r.getMessage() for r in caplog.records if r.name == "mixerd.adapter.test"]
+    failed = [line for line in lines if "sending 1 items failed" in line]
+    assert [line.split("(")[1].split(" attempts")[0] for line in failed] == ["1", "10", "100"]
+    assert lines[-1].startswith("h.handler.istio-system: delivery resumed after ")
