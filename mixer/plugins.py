@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "mixerd.adapters"
 BUILTIN_ADAPTERS: tuple[str, ...] = (
     "mixerd_adapters.denier",
     "mixerd_adapters.fluentd",
+    "mixerd_adapters.kubernetesenv",
     "mixerd_adapters.listchecker",
     "mixerd_adapters.memquota",
     "mixerd_adapters.noop",

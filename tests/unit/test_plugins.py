@@ -79,6 +79,7 @@ def test_builtins_come_from_the_explicit_module_list() -> None:
     assert list(adapters) == [
         "denier",
         "fluentd",
+        "kubernetesenv",
         "listchecker",
         "memquota",
         "noop",
