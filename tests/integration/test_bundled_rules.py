@@ -42,9 +42,22 @@ def run_json(capsys: pytest.CaptureFixture[str], argv: list[str], address: str) 
     return json.loads(out)
 
 
-def test_default_and_every_example_load() -> None:
+def test_istio_folder_is_istios_config_unchanged() -> None:
+    """rules/istio/ holds the rendered Istio 1.4 config as it is (the same file the config tests load)."""
+    ours = (rules_folder("istio") / "telemetry.yaml").read_bytes()
+    reference = (
+        Path(__file__).resolve().parents[1] / "data/config/istio/istio-default-telemetry-config.rendered.yaml"
+    )
+    assert ours == reference.read_bytes()
+
+
+def test_default_istio_and_every_example_load() -> None:
     adapters = load_adapters()
-    for folder in [rules_folder(), *sorted(p for p in EXAMPLES.iterdir() if p.is_dir())]:
+    for folder in [
+        rules_folder(),
+        rules_folder("istio"),
+        *sorted(p for p in EXAMPLES.iterdir() if p.is_dir()),
+    ]:
         snapshot = load_snapshot(folder, adapters)
         assert snapshot.rules, folder
 
