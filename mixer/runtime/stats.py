@@ -96,27 +96,49 @@ class RuntimeCollector(Collector):
         yield from self._delivery()
 
     def _delivery(self) -> Iterator[Metric]:
-        """Telemetry handlers' queues (DESIGN.md decision 6): a handler object with `delivery_stats()`
-        (queued, sent, dropped, failed) is published per handler and adapter."""
+        """Handlers' own counters, per handler and adapter: telemetry queues (`delivery_stats()`:
+        queued, sent, dropped, failed; DESIGN.md decision 6) and attribute generators
+        (`generation_stats()`: hits, misses, skipped, sync_failures)."""
         if self._handlers is None:
             return
-        families = {
-            key: CounterMetricFamily(f"mixerd_adapter_delivery_{key}", doc, labels=["handler", "adapter"])
-            for key, doc in (
-                ("queued", "Items telemetry handlers accepted into their delivery queues."),
-                ("sent", "Items telemetry handlers delivered to their backends."),
-                ("dropped", "Items telemetry handlers dropped because their queue was full or closing."),
-                ("failed", "Delivery attempts that failed (and were retried)."),
-            )
-        }
-        for fqn, built in sorted(self._handlers().items()):
-            stats_of = getattr(built.handler, "delivery_stats", None)
-            if stats_of is None:
-                continue
-            try:
-                stats = stats_of()
-            except Exception:
-                continue  # a scrape must not fail because of one handler
-            for key, family in families.items():
-                family.add_metric([fqn, built.config.adapter.name], stats.get(key, 0))
-        yield from families.values()
+        handlers = sorted(self._handlers().items())
+        for method, prefix, docs in _HANDLER_COUNTERS:
+            families = {
+                key: CounterMetricFamily(f"{prefix}_{key}", doc, labels=["handler", "adapter"])
+                for key, doc in docs.items()
+            }
+            for fqn, built in handlers:
+                stats_of = getattr(built.handler, method, None)
+                if stats_of is None:
+                    continue
+                try:
+                    stats = stats_of()
+                except Exception:
+                    continue  # a scrape must not fail because of one handler
+                for key, family in families.items():
+                    family.add_metric([fqn, built.config.adapter.name], stats.get(key, 0))
+            yield from families.values()
+
+
+_HANDLER_COUNTERS = (
+    (
+        "delivery_stats",
+        "mixerd_adapter_delivery",
+        {
+            "queued": "Items telemetry handlers accepted into their delivery queues.",
+            "sent": "Items telemetry handlers delivered to their backends.",
+            "dropped": "Items telemetry handlers dropped because their queue was full or closing.",
+            "failed": "Delivery attempts that failed (and were retried).",
+        },
+    ),
+    (
+        "generation_stats",
+        "mixerd_adapter_generation",
+        {
+            "hits": "Attribute-generator lookups that found what they looked for.",
+            "misses": "Attribute-generator lookups that found nothing.",
+            "skipped": "Attribute-generator lookups skipped (generator unavailable or not yet synced).",
+            "sync_failures": "Failed attempts of attribute generators to sync their caches.",
+        },
+    ),
+)

@@ -63,3 +63,44 @@ def test_delivery_counters_are_on_the_monitoring_port(tmp_path: Path) -> None:
         # Handlers without delivery counters (denier, ...) publish none: only this handler appears.
         text = mixer.metrics_text()
         assert text.count("mixerd_adapter_delivery_sent_total{") == 1
+
+
+GENERATOR_CONFIG = """
+apiVersion: config.istio.io/v1alpha2
+kind: handler
+metadata: {name: gen}
+spec: {compiledAdapter: countinggen}
+---
+apiVersion: config.istio.io/v1alpha2
+kind: instance
+metadata: {name: attributes}
+spec:
+  compiledTemplate: kubernetes
+  params: {source_uid: source.uid | ""}
+---
+apiVersion: config.istio.io/v1alpha2
+kind: rule
+metadata: {name: generate}
+spec:
+  actions: [{handler: gen, instances: [attributes]}]
+"""
+
+
+class _Generator:
+    def handle_kubernetes(self, instance: object) -> dict[str, object]:
+        return {}
+
+    def generation_stats(self) -> dict[str, int]:
+        return {"hits": 3, "misses": 2, "skipped": 1, "sync_failures": 0}
+
+
+def test_generation_counters_are_on_the_monitoring_port(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(GENERATOR_CONFIG)
+    info = AdapterInfo("countinggen", ("kubernetes",), _Params, lambda env: _Generator())
+    with run_mixer(Runtime({**load_adapters(), "countinggen": info}, folder=tmp_path)) as mixer:
+        labels = '{adapter="countinggen",handler="gen.handler.istio-system"}'
+        got = {
+            k: mixer.metric(f"mixerd_adapter_generation_{k}_total{labels}")
+            for k in ("hits", "misses", "skipped")
+        }
+        assert got == {"hits": 3, "misses": 2, "skipped": 1}
