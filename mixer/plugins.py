@@ -31,6 +31,7 @@ BUILTIN_ADAPTERS: tuple[str, ...] = (
     "mixerd_adapters.listchecker",
     "mixerd_adapters.memquota",
     "mixerd_adapters.noop",
+    "mixerd_adapters.otlp",
     "mixerd_adapters.prometheus",
     "mixerd_adapters.statsd",
     "mixerd_adapters.stdio",

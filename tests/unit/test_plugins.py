@@ -83,9 +83,11 @@ def test_builtins_come_from_the_explicit_module_list() -> None:
         "listchecker",
         "memquota",
         "noop",
+        "otlp",
         "prometheus",
         "statsd",
         "stdio",
+        "zipkin",
     ]
     assert isinstance(adapters, MappingProxyType)
 

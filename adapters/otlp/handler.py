@@ -1,0 +1,173 @@
+"""The otlp handler: tracespan instances become OTLP spans, exported in batches in the background.
+
+Report never waits on the receiver (DESIGN.md decision 6): `handle_tracespan` turns each instance into
+a span (spans.py) and puts it in a BatchQueue. The queue's background task takes up to `batchSize`
+spans when that many wait, or every `flushInterval`, and exports them as one request from a worker
+thread (exporter.py). A failed export is retried with back-off; once `queueCapacity` spans wait, new
+ones are dropped and counted. A receiver that refuses a batch for good (a non-retryable gRPC status, or
+a partial success) gets it counted as rejected and logged, and delivery goes on.
+
+Instances that give no span are counted, not queued: `untraced` (no trace or span id), `sampled_out`,
+and `invalid` (malformed ids or values, logged).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+from mixerd.adapter import Env
+from mixerd.batching import BatchQueue
+from mixerd.templates import TraceSpanInstance
+
+from .exporter import Exporter, ExportRefused
+from .params import Params, zipkin_to_otlp
+from .spans import InvalidSpan, Item, Outcome, SpanMapper, export_request
+
+#: Back-off between retries of a failed export (and of grpc's reconnects): doubling up to the second.
+RETRY_INITIAL_S = 0.1
+RETRY_MAX_S = 5.0
+#: How long close() tries to export what is still queued.
+CLOSE_TIMEOUT_S = 2.0
+
+
+class _Tally:
+    """A count that logs a warning at 1, 10, 100, ... so a steady problem does not flood the log."""
+
+    def __init__(self, env: Env, what: str) -> None:
+        self._env = env
+        self._what = what
+        self.count = 0
+        self._logged = 0
+
+    def add(self, n: int, reason: str) -> None:
+        self.count += n
+        if n and self.count >= max(1, self._logged * 10):
+            self._logged = self.count
+            self._env.logger.warning(
+                "%s: %s (%d %s so far)", self._env.handler, reason, self.count, self._what
+            )
+
+
+class OtlpHandler:
+    """`params` replaces env.params (the zipkin adapter's mapped params); `exporter` the gRPC
+    connection (tests)."""
+
+    def __init__(self, env: Env, params: Params | None = None, exporter: Exporter | None = None) -> None:
+        params = params if params is not None else env.params
+        self._env = env
+        self._mapper = SpanMapper(env.instances, params.sampling_probability)
+        # Made first: it reads the TLS files, and a failure must leave no background work behind.
+        self._exporter = exporter or Exporter(params, (RETRY_INITIAL_S, RETRY_MAX_S))
+        self.endpoint = params.endpoint
+        self.untraced = 0
+        self.sampled_out = 0
+        self._invalid = _Tally(env, "invalid")
+        self._rejected = _Tally(env, "rejected")
+        self._send_lock = threading.Lock()  # one export at a time, even when a cut-short one still runs
+        self._delivered: tuple[object, int] = (None, 0)  # (first item, count) of the last exported batch
+        self._closed = False
+        self._queue: BatchQueue[Item] = BatchQueue(
+            env,
+            self._send,
+            capacity=params.queue_capacity,
+            batch_size=params.batch_size,
+            flush_interval=params.flush_interval / 1e9,
+            retry_initial=RETRY_INITIAL_S,
+            retry_max=RETRY_MAX_S,
+            name=f"{env.handler} otlp delivery",
+        )
+
+    # -- the request path: convert and queue, never wait -------------------------------------------
+
+    def handle_tracespan(self, instances: list[TraceSpanInstance]) -> None:
+        for instance in instances:
+            try:
+                result = self._mapper.convert(instance)
+            except InvalidSpan as e:
+                self._invalid.add(1, f"{instance.name}: not exported: {e}")
+                continue
+            if result is Outcome.UNTRACED:
+                self.untraced += 1
+            elif result is Outcome.SAMPLED_OUT:
+                self.sampled_out += 1
+            else:
+                self._queue.put(result)
+
+    # -- the background side -----------------------------------------------------------------------
+
+    def _send(self, batch: list[Item]) -> None:
+        """Export `batch` as one request (in a worker thread); raises when it should be retried."""
+        with self._send_lock:
+            # The queue hands a failed batch back unchanged and pops it only after a send returns; a
+            # send cut short at close may have gone through after all, so skip what was exported.
+            head, done = self._delivered
+            start = min(done, len(batch)) if batch[0] is head else 0
+            pending = batch[start:]
+            if not pending:
+                return
+            try:
+                response = self._exporter.export(export_request(pending))
+            except ExportRefused as e:
+                self._delivered = (batch[0], len(batch))
+                self._rejected.add(len(pending), f"{len(pending)} spans refused: {e}")
+                return
+            self._delivered = (batch[0], len(batch))
+            partial = response.partial_success
+            if not partial.rejected_spans and partial.error_message:  # a warning: every span was taken
+                self._env.logger.info(
+                    "%s: the OTLP receiver at %s warns: %s",
+                    self._env.handler,
+                    self.endpoint,
+                    partial.error_message,
+                )
+            elif partial.rejected_spans:
+                reason = partial.error_message or "no reason given"
+                self._rejected.add(
+                    partial.rejected_spans,
+                    f"the OTLP receiver at {self.endpoint} rejected {partial.rejected_spans} of "
+                    f"{len(pending)} spans: {reason}",
+                )
+
+    def delivery_stats(self) -> Mapping[str, int]:
+        """The delivery queue's counters, in spans: queued, sent, dropped (queue full), failed (exports)."""
+        s = self._queue.stats
+        return {"queued": s.queued, "sent": s.sent, "dropped": s.dropped, "failed": s.failed}
+
+    def span_counts(self) -> Mapping[str, int]:
+        """Instances that gave no span (untraced, sampled_out, invalid), and spans the receiver
+        answered it would not keep (rejected; they count as sent too)."""
+        return {
+            "untraced": self.untraced,
+            "sampled_out": self.sampled_out,
+            "invalid": self._invalid.count,
+            "rejected": self._rejected.count,
+        }
+
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Export what is queued now (True), or give up after `timeout` seconds (False)."""
+        return await self._queue.flush(timeout)
+
+    async def close(self) -> None:
+        """Export what is queued (for at most CLOSE_TIMEOUT_S), then close the channel. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._queue.close(CLOSE_TIMEOUT_S)
+        self._exporter.close()
+
+
+def build(env: Env) -> OtlpHandler:
+    return OtlpHandler(env)
+
+
+def build_zipkin(env: Env) -> OtlpHandler:
+    """A zipkin handler: Mixer's zipkin params, mapped onto the OTLP exporter (params.zipkin_to_otlp)."""
+    params = zipkin_to_otlp(env.params)
+    env.logger.info(
+        "%s: exporting spans over OTLP/gRPC to %s (from url %s; its path is not used)",
+        env.handler,
+        params.endpoint,
+        env.params.url,
+    )
+    return OtlpHandler(env, params)
