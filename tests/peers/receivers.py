@@ -22,6 +22,8 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -302,3 +304,64 @@ class FluentReceiver:
         """Every event received, over every run, in order: {"tag", "time", "record"}."""
         current = self._events(self._node) if self._node is not None else []
         return self._earlier + current
+
+
+class PrometheusServer:
+    """A real Prometheus server (Debian's `prometheus`) scraping one target every 200 ms, on a free port,
+    with its data in `folder`; `query(expr)` asks its HTTP API. Stopped (SIGTERM) on leaving the block."""
+
+    def __init__(self, folder: Path, target: str) -> None:
+        ensure_installed()
+        self.folder = folder
+        self.target = target
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PrometheusServer:
+        config = self.folder / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 200ms, scrape_timeout: 150ms, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            f"  - job_name: mixerd\n    static_configs: [{{targets: ['{self.target}']}}]\n"
+        )
+        self._log = open(self.folder / "prometheus.log", "wb")  # closed in __exit__
+        self._proc = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._ready, timeout=30, what="prometheus to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"prometheus exited: {(self.folder / 'prometheus.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The instant vector `expr` evaluates to: [{"metric": {...labels}, "value": [time, "text"]}]."""
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body = json.loads(r.read())
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._log.close()
