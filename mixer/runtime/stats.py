@@ -97,8 +97,9 @@ class RuntimeCollector(Collector):
 
     def _delivery(self) -> Iterator[Metric]:
         """Handlers' own counters, per handler and adapter: telemetry queues (`delivery_stats()`:
-        queued, sent, dropped, failed; DESIGN.md decision 6) and attribute generators
-        (`generation_stats()`: hits, misses, skipped, sync_failures)."""
+        queued, sent, dropped, failed; DESIGN.md decision 6), tracing (`span_counts()`: untraced,
+        sampled_out, invalid, rejected) and attribute generators (`generation_stats()`: hits, misses,
+        skipped, sync_failures)."""
         if self._handlers is None:
             return
         handlers = sorted(self._handlers().items())
@@ -129,6 +130,16 @@ _HANDLER_COUNTERS = (
             "sent": "Items telemetry handlers delivered to their backends.",
             "dropped": "Items telemetry handlers dropped because their queue was full or closing.",
             "failed": "Delivery attempts that failed (and were retried).",
+        },
+    ),
+    (
+        "span_counts",
+        "mixerd_adapter_spans",
+        {
+            "untraced": "Trace span instances without trace or span ids (the request was not traced).",
+            "sampled_out": "Trace span instances left out by the handler's sampling.",
+            "invalid": "Trace span instances with malformed ids or values, skipped.",
+            "rejected": "Spans the tracing backend answered it would not keep.",
         },
     ),
     (
