@@ -1,11 +1,12 @@
 """otlp (and zipkin): tracespan instances exported as OpenTelemetry spans over OTLP/gRPC.
 
 Each tracespan instance becomes one span, with its trace and span ids taken from the instance, client or
-server kind, a status from the HTTP status and its tags as attributes (spans.py). Spans are exported in
-batches in the background (handler.py, exporter.py): a receiver that is down or slow never slows a
-Report. The module answers two adapters: `otlp`, with the exporter's own params (endpoint, headers,
-TLS, timeout, sampling, batching), and `zipkin`, which accepts Mixer's zipkin params (url,
-sample_probability) and maps them onto the same exporter. See docs/adapters/otlp.md.
+server kind, a status from the HTTP status and its tags as attributes (spans.py, as OpenTelemetry SDK
+spans). Spans are exported in batches in the background (handler.py) by opentelemetry-exporter-otlp's
+OTLPSpanExporter (exporter.py): a receiver that is down or slow never slows a Report. The module
+answers two adapters: `otlp`, with the exporter's own params (endpoint, headers, TLS, timeout,
+sampling, batching), and `zipkin`, which accepts Mixer's zipkin params (url, sample_probability) and
+maps them onto the same exporter. See docs/adapters/otlp.md.
 """
 
 from __future__ import annotations

@@ -1,55 +1,55 @@
-"""The OTLP/gRPC connection: one channel per handler, one `TraceService/Export` call per batch.
+"""The OTLP/gRPC connection: opentelemetry-exporter-otlp-proto-grpc's `OTLPSpanExporter`, one per handler.
 
-The requests are built from `opentelemetry-proto` (spans.py) and sent here with grpc, rather than
-through opentelemetry-exporter-otlp's OTLPSpanExporter, because that exporter:
-- takes SDK `ReadableSpan` objects, which it turns into these same protos: mixerd would build SDK
-  spans (ids as ints, SpanContexts, Resources) only to have them taken apart again;
-- retries inside `export()` (blocking the worker thread for up to its timeout) and answers only
-  SUCCESS or FAILURE, while the delivery queue (mixerd.batching) already retries, backs off and counts;
-- reads `OTEL_EXPORTER_OTLP_*` environment variables that would quietly change what a handler's params
-  say.
-The wire exchange is the same: an ExportTraceServiceRequest to /opentelemetry.proto.collector.trace.v1.
-TraceService/Export, with the handler's headers as metadata.
+The exporter encodes a batch of SDK spans (spans.py) into an ExportTraceServiceRequest and calls
+/opentelemetry.proto.collector.trace.v1.TraceService/Export on its own gRPC channel. mixerd sets it up
+from the handler's params only, and keeps the delivery queue (mixerd.batching) in charge of retrying:
 
-Errors follow the OTLP specification: codes that mean "try again" raise ExportFailed (the queue retries
-the batch with back-off); any other code means the receiver will never take this batch, so it raises
-ExportRefused and the batch is given up (counted as rejected).
+- endpoint, TLS, headers, timeout and compression are all passed explicitly, so none of the
+  `OTEL_EXPORTER_OTLP_*` environment variables the exporter reads for a missing setting applies. The
+  endpoint is given with the scheme that matches the TLS choice (the exporter reads a scheme, and
+  `https` would turn TLS on); headers are always a non-empty-looking value (`_Metadata`), because the
+  exporter falls back to the environment's headers when the value it gets is empty;
+- `retryable_error_codes` holds only OK, a code no failed call carries: the exporter retries nothing
+  inside `export()` (it would otherwise sleep and retry there, 1 s doubling, for up to the timeout),
+  and a failure returns at once. The exporter still re-creates its channel after an UNAVAILABLE, so
+  the next attempt connects afresh;
+- `export()` answers only SUCCESS or FAILURE: FAILURE raises ExportFailed, and the queue retries the
+  batch with back-off. The exporter logs the failure's gRPC status and details itself (logger
+  `opentelemetry.exporter.otlp.proto.grpc.exporter`, at ERROR, the same message at most once per 20 s);
+  a status the OTLP specification calls permanent cannot be told from a transient one, and the
+  receiver's answer (a partial success and its rejected-span count) is not passed on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .params import Params, Tls
 
-#: The codes after which OTLP says to retry. (RESOURCE_EXHAUSTED only with a retry hint in the spec;
-#: mixerd retries it always, with the queue's back-off: a receiver under memory pressure recovers.)
-RETRYABLE = frozenset(
-    {
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.OUT_OF_RANGE,
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DATA_LOSS,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
+#: The exporter's retryable codes: OK alone, which no failed call has, so it never retries by itself.
+NOT_RETRIED_INSIDE = (grpc.StatusCode.OK,)
+
+
+#: Why an export failed, as far as the exporter tells.
+FAILED = "the export failed (the OTLP exporter logs the gRPC status)"
 
 
 class ExportFailed(Exception):
-    """The export did not go through and may be retried."""
+    """The export did not go through; the queue retries it."""
 
 
-class ExportRefused(Exception):
-    """The receiver refused the export for good (a non-retryable status)."""
+class _Metadata(tuple[tuple[str, str], ...]):
+    """The headers sent with each export; true even when empty, so the exporter takes them as given
+    (it reads OTEL_EXPORTER_OTLP_[TRACES_]HEADERS when its headers argument is empty)."""
+
+    def __bool__(self) -> bool:
+        return True
 
 
 def credentials(tls: Tls) -> grpc.ChannelCredentials | None:
@@ -74,42 +74,43 @@ def _read(name: str, path: str) -> bytes | None:
 
 
 class Exporter:
-    """Sends export requests to one receiver. Thread-safe (grpc channels are)."""
+    """Exports batches of spans to one receiver. Calls must not overlap (the handler sends one batch
+    at a time)."""
 
     def __init__(self, params: Params, reconnect_s: tuple[float, float]) -> None:
         self.endpoint = params.endpoint
-        self._timeout_s = params.timeout / 1e9
-        self._metadata = tuple((k.lower(), v) for k, v in params.headers.items())
+        self._closed = False
+        creds = credentials(params.tls)  # first: a file that cannot be read leaves nothing behind
         initial_ms, max_ms = (max(1, int(s * 1000)) for s in reconnect_s)
         # grpc's own reconnect back-off starts at 1 s and grows to 2 minutes: far too slow to notice a
         # restarted receiver, so it follows the delivery queue's back-off instead.
-        options = [
+        options = (
             ("grpc.initial_reconnect_backoff_ms", initial_ms),
             ("grpc.min_reconnect_backoff_ms", initial_ms),
             ("grpc.max_reconnect_backoff_ms", max_ms),
-        ]
-        creds = credentials(params.tls)
-        if creds is None:
-            self._channel = grpc.insecure_channel(self.endpoint, options=options)
-        else:
-            self._channel = grpc.secure_channel(self.endpoint, creds, options=options)
-        self._export = TraceServiceStub(self._channel).Export
+        )
+        self._exporter = OTLPSpanExporter(
+            endpoint=f"{'http' if creds is None else 'https'}://{params.endpoint}",
+            insecure=creds is None,
+            credentials=creds,
+            headers=_Metadata((k.lower(), v) for k, v in params.headers.items()),
+            timeout=params.timeout / 1e9,
+            compression=grpc.Compression.NoCompression,
+            channel_options=options,  # (annotated as str values; grpc takes these ints)
+            retryable_error_codes=NOT_RETRIED_INSIDE,
+        )
 
-    def export(self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse:
-        """Send one request (blocking, up to the timeout); ExportFailed or ExportRefused when it fails."""
+    def export(self, spans: Sequence[ReadableSpan]) -> None:
+        """Send one batch (blocking, up to the timeout); ExportFailed when it did not go through."""
         try:
-            response: ExportTraceServiceResponse = self._export(
-                request, timeout=self._timeout_s, metadata=self._metadata
-            )
-        except grpc.RpcError as e:
-            code = e.code() if isinstance(e, grpc.Call) else grpc.StatusCode.UNKNOWN
-            details = e.details() if isinstance(e, grpc.Call) else str(e)
-            message = f"OTLP receiver at {self.endpoint}: {code.name}: {details}"
-            raise (ExportFailed if code in RETRYABLE else ExportRefused)(message) from None
+            result = self._exporter.export(spans)
         except ValueError as e:  # the channel was closed under a send that was cut short
             raise ExportFailed(f"OTLP receiver at {self.endpoint}: {e}") from None
-        return response
+        if result is not SpanExportResult.SUCCESS:
+            raise ExportFailed(f"OTLP receiver at {self.endpoint}: {FAILED}")
 
     def close(self) -> None:
-        """Close the channel (an export still running fails with CANCELLED). Idempotent."""
-        self._channel.close()
+        """Shut the exporter down and close its channel (an export still running fails). Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._exporter.shutdown()

@@ -1,11 +1,11 @@
-"""The otlp handler: tracespan instances become OTLP spans, exported in batches in the background.
+"""The otlp handler: tracespan instances become SDK spans, exported in batches in the background.
 
 Report never waits on the receiver (DESIGN.md decision 6): `handle_tracespan` turns each instance into
 a span (spans.py) and puts it in a BatchQueue. The queue's background task takes up to `batchSize`
 spans when that many wait, or every `flushInterval`, and exports them as one request from a worker
-thread (exporter.py). A failed export is retried with back-off; once `queueCapacity` spans wait, new
-ones are dropped and counted. A receiver that refuses a batch for good (a non-retryable gRPC status, or
-a partial success) gets it counted as rejected and logged, and delivery goes on.
+thread, through opentelemetry-exporter-otlp's OTLPSpanExporter (exporter.py). A failed export, whatever
+the reason, is retried with back-off (the exporter tells only success or failure); once
+`queueCapacity` spans wait, new ones are dropped and counted.
 
 Instances that give no span are counted, not queued: `untraced` (no trace or span id), `sampled_out`,
 and `invalid` (malformed ids or values, logged).
@@ -20,9 +20,9 @@ from mixerd.adapter import Env
 from mixerd.batching import BatchQueue
 from mixerd.templates import TraceSpanInstance
 
-from .exporter import Exporter, ExportRefused
+from .exporter import Exporter
 from .params import Params, zipkin_to_otlp
-from .spans import InvalidSpan, Item, Outcome, SpanMapper, export_request
+from .spans import InvalidSpan, Item, Outcome, SpanMapper
 
 #: Back-off between retries of a failed export (and of grpc's reconnects): doubling up to the second.
 RETRY_INITIAL_S = 0.1
@@ -50,8 +50,8 @@ class _Tally:
 
 
 class OtlpHandler:
-    """`params` replaces env.params (the zipkin adapter's mapped params); `exporter` the gRPC
-    connection (tests)."""
+    """`params` replaces env.params (the zipkin adapter's mapped params); `exporter` the OTLP
+    exporter (tests)."""
 
     def __init__(self, env: Env, params: Params | None = None, exporter: Exporter | None = None) -> None:
         params = params if params is not None else env.params
@@ -63,7 +63,6 @@ class OtlpHandler:
         self.untraced = 0
         self.sampled_out = 0
         self._invalid = _Tally(env, "invalid")
-        self._rejected = _Tally(env, "rejected")
         self._send_lock = threading.Lock()  # one export at a time, even when a cut-short one still runs
         self._delivered: tuple[object, int] = (None, 0)  # (first item, count) of the last exported batch
         self._closed = False
@@ -106,28 +105,8 @@ class OtlpHandler:
             pending = batch[start:]
             if not pending:
                 return
-            try:
-                response = self._exporter.export(export_request(pending))
-            except ExportRefused as e:
-                self._delivered = (batch[0], len(batch))
-                self._rejected.add(len(pending), f"{len(pending)} spans refused: {e}")
-                return
+            self._exporter.export(pending)
             self._delivered = (batch[0], len(batch))
-            partial = response.partial_success
-            if not partial.rejected_spans and partial.error_message:  # a warning: every span was taken
-                self._env.logger.info(
-                    "%s: the OTLP receiver at %s warns: %s",
-                    self._env.handler,
-                    self.endpoint,
-                    partial.error_message,
-                )
-            elif partial.rejected_spans:
-                reason = partial.error_message or "no reason given"
-                self._rejected.add(
-                    partial.rejected_spans,
-                    f"the OTLP receiver at {self.endpoint} rejected {partial.rejected_spans} of "
-                    f"{len(pending)} spans: {reason}",
-                )
 
     def delivery_stats(self) -> Mapping[str, int]:
         """The delivery queue's counters, in spans: queued, sent, dropped (queue full), failed (exports)."""
@@ -135,21 +114,16 @@ class OtlpHandler:
         return {"queued": s.queued, "sent": s.sent, "dropped": s.dropped, "failed": s.failed}
 
     def span_counts(self) -> Mapping[str, int]:
-        """Instances that gave no span (untraced, sampled_out, invalid), and spans the receiver
-        answered it would not keep (rejected; they count as sent too)."""
-        return {
-            "untraced": self.untraced,
-            "sampled_out": self.sampled_out,
-            "invalid": self._invalid.count,
-            "rejected": self._rejected.count,
-        }
+        """Instances that gave no span: untraced, sampled_out, invalid. (No `rejected`: the exporter
+        does not pass on a receiver's refusal or partial success, see exporter.py.)"""
+        return {"untraced": self.untraced, "sampled_out": self.sampled_out, "invalid": self._invalid.count}
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Export what is queued now (True), or give up after `timeout` seconds (False)."""
         return await self._queue.flush(timeout)
 
     async def close(self) -> None:
-        """Export what is queued (for at most CLOSE_TIMEOUT_S), then close the channel. Idempotent."""
+        """Export what is queued (for at most CLOSE_TIMEOUT_S), then shut the exporter down. Idempotent."""
         if self._closed:
             return
         self._closed = True

@@ -1,4 +1,4 @@
-"""tracespan instances as OTLP spans (opentelemetry.proto.trace.v1.Span), and export requests.
+"""tracespan instances as OpenTelemetry SDK spans (`ReadableSpan`s), ready for the OTLP span exporter.
 
 One instance is one span:
 
@@ -18,6 +18,12 @@ One instance is one span:
 - the resource's service.name: the source's name for a client span (the caller reports it), the
   destination's for a server span; `unknown_service` when that name is empty.
 
+The span is an SDK `ReadableSpan` made directly, not through a Tracer: its ids, times and parent are
+the proxies', not ones a tracer would choose. (The SDK says spans are normally made by its tracing
+pipeline; the exporter only reads them.) The parent is a remote SpanContext: it was propagated from
+another process. Everything that could stop the exporter's encoder (text UTF-8 cannot carry, integers
+outside int64) is checked or converted here, on the request path, so a queued span always encodes.
+
 Sampling keeps a trace when the low 64 bits of its id, read as a number, are below probability * 2^64:
 the same decision for every span of a trace, on every replica.
 """
@@ -25,16 +31,18 @@ the same decision for every span of a trace, on every replica.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from mixerd import __version__
 from mixerd.adapter import InstanceInfo
@@ -63,7 +71,7 @@ _SIZES = ("request_size", "request_total_size", "response_size", "response_total
 _IPS = ("source_ip", "destination_ip")
 _INTS = ("http_status_code", *_SIZES)
 # (field, attribute, kind) with the kind the template's field type guarantees: the request path sets
-# the value directly instead of asking set_value.
+# the value directly instead of asking attribute_value.
 _STR, _INT, _IP = 0, 1, 2
 _FIXED = tuple(
     (field, key, _IP if field in _IPS else _INT if field in _INTS else _STR)
@@ -73,6 +81,12 @@ _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{16}")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 _INT64 = range(-(1 << 63), 1 << 63)
 _ALL_TRACES = 1 << 64
+_SCOPE = InstrumentationScope(SCOPE_NAME, __version__)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_ERROR = Status(StatusCode.ERROR)
+_UNSET = Status(StatusCode.UNSET)
+#: Resources kept for this many service names (one per name, so a batch groups its spans by resource).
+_RESOURCES_CACHED = 1024
 
 
 class Outcome(enum.Enum):
@@ -86,7 +100,7 @@ class InvalidSpan(ValueError):
     """An instance that cannot be a span; the message says why."""
 
 
-Item = tuple[str, Span]  # (service.name, span): what the delivery queue holds
+Item = ReadableSpan  # what the delivery queue holds
 
 
 def derived_span_id(span_id: bytes) -> bytes:
@@ -99,6 +113,12 @@ def derived_span_id(span_id: bytes) -> bytes:
 def sampling_bound(probability: float) -> int:
     """Traces whose low 64 id bits are below this number are kept."""
     return _ALL_TRACES if probability >= 1 else max(0, round(probability * _ALL_TRACES))
+
+
+@functools.lru_cache(maxsize=_RESOURCES_CACHED)
+def resource(service: str) -> Resource:
+    """The resource of a service's spans: only service.name (Resource() reads no environment)."""
+    return Resource({"service.name": service})
 
 
 class SpanMapper:
@@ -118,8 +138,8 @@ class SpanMapper:
         if not instance.trace_id or not instance.span_id:
             return Outcome.UNTRACED
         # A 64-bit trace id is padded on the left, as B3 and W3C propagators do.
-        trace_id = _id(_TRACE_ID, instance.trace_id, "trace id", "16 or 32").rjust(16, b"\x00")
-        if self._bound < _ALL_TRACES and int.from_bytes(trace_id[8:], "big") >= self._bound:
+        trace_id = int.from_bytes(_id(_TRACE_ID, instance.trace_id, "trace id", "16 or 32"), "big")
+        if self._bound < _ALL_TRACES and trace_id & (_ALL_TRACES - 1) >= self._bound:
             return Outcome.SAMPLED_OUT
         span_id = _id(_SPAN_ID, instance.span_id, "span id", "16")
         parent = (
@@ -130,29 +150,30 @@ class SpanMapper:
                 span_id = derived_span_id(span_id)
             else:
                 parent = derived_span_id(span_id)
-        span = Span(
-            trace_id=trace_id,
-            span_id=span_id,
-            parent_span_id=parent,
-            kind=Span.SPAN_KIND_CLIENT if instance.client_span else Span.SPAN_KIND_SERVER,
-            start_time_unix_nano=max(0, int(instance.start_time)),
-            end_time_unix_nano=max(0, int(instance.end_time)),
-        )
+        status = instance.http_status_code
         try:
-            span.name = instance.span_name
-            status = instance.http_status_code
-            if status >= 500 or (instance.client_span and 400 <= status < 500):
-                span.status.code = Status.STATUS_CODE_ERROR
-            self._attributes(span, instance)
+            name = _text(instance.span_name)
+            attributes = self._attributes(instance)
         except (ValueError, TypeError) as e:  # e.g. a string with a lone surrogate, which UTF-8 cannot carry
             raise InvalidSpan(f"a value cannot be sent: {e}") from None
         service = instance.source_name if instance.client_span else instance.destination_name
-        return service or UNKNOWN_SERVICE, span
+        return ReadableSpan(
+            name=name,
+            context=SpanContext(trace_id, int.from_bytes(span_id, "big"), False, _SAMPLED),
+            parent=SpanContext(trace_id, int.from_bytes(parent, "big"), True, _SAMPLED) if parent else None,
+            resource=resource(service or UNKNOWN_SERVICE),
+            attributes=attributes,
+            kind=SpanKind.CLIENT if instance.client_span else SpanKind.SERVER,
+            status=_ERROR if status >= 500 or (instance.client_span and 400 <= status < 500) else _UNSET,
+            start_time=max(0, int(instance.start_time)),
+            end_time=max(0, int(instance.end_time)),
+            instrumentation_scope=_SCOPE,
+        )
 
-    def _attributes(self, span: Span, instance: TraceSpanInstance) -> None:
+    def _attributes(self, instance: TraceSpanInstance) -> dict[str, Any]:
         tags = instance.span_tags
         sets = self._sets.get(instance.name)
-        attributes = span.attributes
+        attributes: dict[str, Any] = {}
         for field, key, kind in _FIXED:
             if key in tags:
                 continue
@@ -162,57 +183,50 @@ class SpanMapper:
                     continue
             elif not value:
                 continue
-            kv = attributes.add()
-            kv.key = key
             if kind == _STR:
-                kv.value.string_value = value
+                attributes[key] = _text(value)
             elif kind == _INT:
-                kv.value.int_value = value
+                if value not in _INT64:
+                    raise ValueError(f"{key} {value} is outside the int64 range")
+                attributes[key] = value
             else:
-                kv.value.string_value = ip_text(value)
+                attributes[key] = ip_text(value)
         for key, value in tags.items():
-            if value is None:
-                continue
-            kv = attributes.add()
-            kv.key = key
-            set_value(kv.value, value)
+            if value is not None:
+                attributes[_text(key)] = attribute_value(value)
+        return attributes
 
 
-def set_value(out: AnyValue, value: Any) -> None:
-    """`value` (an attribute value as mixerd holds it) into an OTLP AnyValue."""
+def attribute_value(value: Any) -> Any:
+    """`value` (an attribute value as mixerd holds it) as a span attribute value the OTLP encoder sends
+    with its type: str, bool, int (within int64), float, bytes, or a dict of those (a key-value list).
+    ValueError for text UTF-8 cannot carry."""
     if type(value) is str:  # the common case first
-        out.string_value = value
-    elif isinstance(value, bool):
-        out.bool_value = value
-    elif isinstance(value, Timestamp):
-        out.string_value = value.isoformat()
-    elif isinstance(value, Duration):
-        out.string_value = str(value)
-    elif isinstance(value, int):
-        if value in _INT64:
-            out.int_value = value
-        else:
-            out.string_value = str(value)
-    elif isinstance(value, float):
-        out.double_value = value
-    elif isinstance(value, str):
-        out.string_value = value
-    elif isinstance(value, bytes | bytearray):
+        return _text(value)
+    if isinstance(value, bool | float):
+        return value
+    if isinstance(value, Timestamp):
+        return value.isoformat()
+    if isinstance(value, Duration):
+        return str(value)
+    if isinstance(value, int):
+        return int(value) if value in _INT64 else str(value)
+    if isinstance(value, str):
+        return _text(str(value))
+    if isinstance(value, bytes | bytearray):
         if len(value) in (4, 16):  # IP addresses are the only byte values attributes hold
-            out.string_value = ip_text(bytes(value))
-        else:
-            out.bytes_value = bytes(value)
-    elif isinstance(value, Mapping):
-        entries = out.kvlist_value.values
-        out.kvlist_value.SetInParent()  # an empty map is still a (empty) key-value list
-        for k, v in value.items():
-            if v is None:
-                continue
-            kv = entries.add()
-            kv.key = str(k)
-            set_value(kv.value, v)
-    else:
-        out.string_value = str(value)
+            return ip_text(bytes(value))
+        return bytes(value)
+    if isinstance(value, Mapping):  # an empty map is still an (empty) key-value list
+        return {_text(str(k)): attribute_value(v) for k, v in value.items() if v is not None}
+    return _text(str(value))
+
+
+def _text(value: str) -> str:
+    """`value`, once it is known UTF-8 can carry it (UnicodeEncodeError, a ValueError, if not)."""
+    if not value.isascii():
+        value.encode()
+    return value
 
 
 def ip_text(raw: bytes) -> str:
@@ -221,24 +235,6 @@ def ip_text(raw: bytes) -> str:
         return socket.inet_ntop(socket.AF_INET, raw)  # (the common case, and 10x faster than ipaddress)
     address = ipaddress.IPv6Address(raw)
     return str(address.ipv4_mapped or address)
-
-
-def export_request(items: Iterable[Item]) -> ExportTraceServiceRequest:
-    """One request for `items`: a ResourceSpans per service.name, in the order they first appear."""
-    by_service: dict[str, list[Span]] = {}
-    for service, span in items:
-        by_service.setdefault(service, []).append(span)
-    request = ExportTraceServiceRequest()
-    for service, spans in by_service.items():
-        resource_spans = request.resource_spans.add()
-        kv = resource_spans.resource.attributes.add()
-        kv.key = "service.name"
-        kv.value.string_value = service
-        scope_spans = resource_spans.scope_spans.add()
-        scope_spans.scope.name = SCOPE_NAME
-        scope_spans.scope.version = __version__
-        scope_spans.spans.extend(spans)
-    return request
 
 
 def _id(pattern: re.Pattern[str], text: str, what: str, digits: str) -> bytes:

@@ -98,7 +98,7 @@ class RuntimeCollector(Collector):
     def _delivery(self) -> Iterator[Metric]:
         """Handlers' own counters, per handler and adapter: telemetry queues (`delivery_stats()`:
         queued, sent, dropped, failed; DESIGN.md decision 6), tracing (`span_counts()`: untraced,
-        sampled_out, invalid, rejected) and attribute generators (`generation_stats()`: hits, misses,
+        sampled_out, invalid) and attribute generators (`generation_stats()`: hits, misses,
         skipped, sync_failures)."""
         if self._handlers is None:
             return
@@ -117,7 +117,8 @@ class RuntimeCollector(Collector):
                 except Exception:
                     continue  # a scrape must not fail because of one handler
                 for key, family in families.items():
-                    family.add_metric([fqn, built.config.adapter.name], stats.get(key, 0))
+                    if key in stats:  # only what the handler counts; never an invented 0
+                        family.add_metric([fqn, built.config.adapter.name], stats[key])
             yield from families.values()
 
 
@@ -139,7 +140,6 @@ _HANDLER_COUNTERS = (
             "untraced": "Trace span instances without trace or span ids (the request was not traced).",
             "sampled_out": "Trace span instances left out by the handler's sampling.",
             "invalid": "Trace span instances with malformed ids or values, skipped.",
-            "rejected": "Spans the tracing backend answered it would not keep.",
         },
     ),
     (

@@ -45,7 +45,7 @@ class _Sink:
         return dict(self.counts)
 
     def span_counts(self) -> dict[str, int]:
-        return {"untraced": 4, "sampled_out": 3, "invalid": 2, "rejected": 1}
+        return {"untraced": 4, "sampled_out": 3, "invalid": 2}
 
 
 def test_delivery_counters_are_on_the_monitoring_port(tmp_path: Path) -> None:
@@ -63,8 +63,8 @@ def test_delivery_counters_are_on_the_monitoring_port(tmp_path: Path) -> None:
         labels = '{adapter="countingsink",handler="sink.handler.istio-system"}'
         for key, value in sink.counts.items():
             assert mixer.metric(f"mixerd_adapter_delivery_{key}_total{labels}") == value
-        spans = {k: mixer.metric(f"mixerd_adapter_spans_{k}_total{labels}") for k in ("untraced", "rejected")}
-        assert spans == {"untraced": 4, "rejected": 1}
+        spans = {k: mixer.metric(f"mixerd_adapter_spans_{k}_total{labels}") for k in ("untraced", "invalid")}
+        assert spans == {"untraced": 4, "invalid": 2}
         # Handlers without delivery counters (denier, ...) publish none: only this handler appears.
         text = mixer.metrics_text()
         assert text.count("mixerd_adapter_delivery_sent_total{") == 1

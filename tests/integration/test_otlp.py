@@ -226,7 +226,7 @@ def test_reported_requests_reach_the_receivers_as_spans(
     )
     assert [_view(r) for r in zipkin_receiver.spans()] == [server, client]
     assert stats == {"queued": 2, "sent": 2, "dropped": 0, "failed": 0}
-    assert counts == {"untraced": 1, "sampled_out": 0, "invalid": 0, "rejected": 0}
+    assert counts == {"untraced": 1, "sampled_out": 0, "invalid": 0}
     assert sent_metric == 2
 
 

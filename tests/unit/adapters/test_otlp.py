@@ -1,7 +1,8 @@
-"""otlp and zipkin: params and their checks, tracespan instances as OTLP spans (ids, kind, status,
-attributes, resource, sampling, the shared-span rewrite), and delivery to a real OTLP/gRPC receiver
+"""otlp and zipkin: params and their checks, tracespan instances as SDK spans (ids, kind, status,
+attributes, resource, sampling, the shared-span rewrite) checked as the OTLP exporter's encoder puts
+them on the wire, and delivery through OTLPSpanExporter to a real OTLP/gRPC receiver
 (tests/peers/otlp_receiver.py: opentelemetry-proto's TraceService on grpc) with its failures: a stopped
-receiver, refusals, partial successes, TLS.
+receiver, refusals, partial successes, TLS, and environment variables that must not change a handler.
 
 tests/integration/test_otlp.py runs the same behind a real mixerd.
 """
@@ -16,20 +17,23 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import grpc
 import pytest
 import yaml
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.sdk.trace import ReadableSpan
 
 from mixerd.adapter import Env, InstanceInfo, ValueType
 from mixerd.attribute.values import Duration, Timestamp
 from mixerd.config import ConfigRejected, load_snapshot
 from mixerd.params import ParamsError, params_to_dict, read_params
 from mixerd.plugins import collect_adapters, load_adapters, make_plugin_manager
+from mixerd.runtime.stats import RuntimeCollector, RuntimeStats
 from mixerd.templates import TraceSpanInstance
 from mixerd_adapters.otlp import (
     OtlpHandler,
@@ -45,11 +49,10 @@ from mixerd_adapters.otlp import (
 from mixerd_adapters.otlp import handler as handler_module
 from mixerd_adapters.otlp.spans import (
     InvalidSpan,
+    Item,
     Outcome,
     SpanMapper,
     derived_span_id,
-    export_request,
-    set_value,
 )
 
 HANDLER = "otlp.handler.istio-system"
@@ -108,11 +111,19 @@ def view(s: Span) -> dict[str, Any]:
     }
 
 
+def wire(item: Item | Outcome) -> tuple[dict[str, Any], Span]:
+    """The span as the exporter sends it (its encoder, encode_spans): (resource attributes, OTLP span)."""
+    assert not isinstance(item, Outcome), item
+    (resource_spans,) = encode_spans([item]).resource_spans
+    (scope_spans,) = resource_spans.scope_spans
+    (s,) = scope_spans.spans
+    return peer.attributes(resource_spans.resource.attributes), s
+
+
 def convert(instance: TraceSpanInstance, mapper: SpanMapper | None = None) -> tuple[str, dict[str, Any]]:
-    result = (mapper or SpanMapper({})).convert(instance)
-    assert isinstance(result, tuple), result
-    service, s = result
-    return service, view(s)
+    resource, s = wire((mapper or SpanMapper({})).convert(instance))
+    assert list(resource) == ["service.name"]
+    return resource["service.name"], view(s)
 
 
 # -- spans ------------------------------------------------------------------------------------------------
@@ -265,13 +276,13 @@ def test_sampling_keeps_a_trace_by_the_low_64_bits_of_its_id():
     half = SpanMapper({}, sampling_probability=0.5)
     kept = "f" * 16 + "7fffffffffffffff"
     dropped = "0" * 15 + "1" + "8000000000000000"
-    assert isinstance(half.convert(span(trace_id=kept)), tuple)
+    assert isinstance(half.convert(span(trace_id=kept)), ReadableSpan)
     assert half.convert(span(trace_id=dropped)) is Outcome.SAMPLED_OUT
     assert half.convert(span(trace_id=dropped, span_id="1" * 16)) is Outcome.SAMPLED_OUT  # the whole trace
     none = SpanMapper({}, sampling_probability=0.0)
     assert none.convert(span(trace_id="0" * 31 + "1")) is Outcome.SAMPLED_OUT
     every = SpanMapper({}, sampling_probability=1.0)
-    assert isinstance(every.convert(span(trace_id="f" * 32)), tuple)
+    assert isinstance(every.convert(span(trace_id="f" * 32)), ReadableSpan)
 
 
 @pytest.mark.parametrize(
@@ -292,18 +303,19 @@ def test_sampling_keeps_a_trace_by_the_low_64_bits_of_its_id():
     ],
 )
 def test_attribute_values(value, expected):
-    out = AnyValue()
-    set_value(out, value)
-    assert out == expected
+    assert tag_on_the_wire(value) == expected
+
+
+def tag_on_the_wire(value: Any) -> AnyValue:
+    _, s = wire(SpanMapper({}).convert(span(span_tags={"v": value})))
+    (kv,) = s.attributes
+    return kv.value
 
 
 def test_a_string_map_is_a_key_value_list():
-    out = AnyValue()
-    set_value(out, {"b": "2", "a": "1"})
+    out = tag_on_the_wire({"b": "2", "a": "1", "gone": None})
     assert peer.value(out) == {"b": "2", "a": "1"}
-    empty = AnyValue()
-    set_value(empty, {})
-    assert empty.WhichOneof("value") == "kvlist_value"
+    assert tag_on_the_wire({}).WhichOneof("value") == "kvlist_value"
 
 
 def test_an_export_request_groups_spans_by_service_in_order():
@@ -313,7 +325,7 @@ def test_an_export_request_groups_spans_by_service_in_order():
         mapper.convert(span(destination_name="a", span_id="2" * 16)),
         mapper.convert(span(destination_name="b", span_id="3" * 16)),
     ]
-    request = export_request(items)  # type: ignore[arg-type]
+    request = encode_spans(items)  # type: ignore[arg-type]
     assert [
         (
             peer.attributes(rs.resource.attributes),
@@ -545,6 +557,7 @@ def test_spans_reach_the_receiver_with_the_headers(receiver):
     async def scenario(h: OtlpHandler) -> None:
         h.handle_tracespan([span(destination_name="orders"), span(span_id="1" * 16, http_status_code=200)])
         await until(lambda: len(receiver.spans()) == 2)
+        await until(lambda: h.delivery_stats()["sent"] == 2)  # (the receiver records before it answers)
         assert h.delivery_stats() == {"queued": 2, "sent": 2, "dropped": 0, "failed": 0}
 
     run(params(receiver.address, headers={"Authorization": "Bearer abc", "x-team": "mesh"}), scenario)
@@ -578,7 +591,7 @@ def test_spans_that_are_not_exported_are_counted_and_invalid_ones_logged(receive
             ]
         )
         await until(lambda: len(receiver.spans()) == 1)
-        assert h.span_counts() == {"untraced": 1, "sampled_out": 1, "invalid": 1, "rejected": 0}
+        assert h.span_counts() == {"untraced": 1, "sampled_out": 1, "invalid": 1}
         assert h.delivery_stats()["queued"] == 1
 
     run(params(receiver.address, samplingProbability=0.5), scenario)
@@ -598,76 +611,96 @@ def test_a_stopped_receiver_fills_the_queue_then_drops_and_delivery_resumes(rece
         assert (stats["queued"], stats["sent"], stats["dropped"]) == (4, 1, 2)
         receiver.start()  # same port
         await until(lambda: len(receiver.spans()) == 4)
-        assert h.delivery_stats()["sent"] == 4
+        await until(lambda: h.delivery_stats()["sent"] == 4)  # (the receiver records before it answers)
 
     run(params(receiver.address, queueCapacity=3, batchSize=3), scenario)
     assert [int(view(r.span)["span_id"], 16) for r in receiver.spans()] == [1, 2, 3, 4]
 
 
-def test_a_refused_export_is_not_retried_and_is_counted_as_rejected(receiver, caplog):
-    receiver.fail_with = grpc.StatusCode.UNAUTHENTICATED
-
-    async def scenario(h: OtlpHandler) -> None:
-        h.handle_tracespan([span(), span(span_id="1" * 16)])
-        await until(lambda: h.span_counts()["rejected"] == 2)
-        receiver.fail_with = None
-        h.handle_tracespan([span(span_id="2" * 16)])
-        await until(lambda: len(receiver.spans()) == 1)
-        assert h.delivery_stats() == {"queued": 3, "sent": 3, "dropped": 0, "failed": 0}
-
-    run(params(receiver.address), scenario)
-    assert receiver.attempts == 2
-    assert caplog.messages == [
-        f"{HANDLER}: 2 spans refused: OTLP receiver at {receiver.address}: UNAUTHENTICATED: "
-        "the test receiver refuses (2 rejected so far)"
-    ]
+def mixerd_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What mixerd logged. (The exporter logs each failure's gRPC status too, on its own logger, but at
+    most once per 20 s for the whole process: whether a test sees it depends on the tests before.)"""
+    return [r.getMessage() for r in caplog.records if r.name.startswith("mixerd.")]
 
 
-def test_a_retryable_status_is_retried(receiver, fast_retries, caplog):
-    receiver.fail_with = grpc.StatusCode.UNAVAILABLE
+def export_failed(receiver: Any, attempts: int, retry: str) -> str:
+    return (
+        f"{HANDLER}: sending 1 items failed ({attempts} attempts so far; retry in {retry}s): OTLP receiver "
+        f"at {receiver.address}: the export failed (the OTLP exporter logs the gRPC status)"
+    )
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED])
+def test_a_failed_export_is_retried_by_the_queue_only(receiver, fast_retries, caplog, code):
+    """Every failure, retryable in OTLP's terms or not: the exporter answers only FAILURE, so the queue
+    retries (a refusal such as UNAUTHENTICATED is no longer given up and counted as rejected). The
+    exporter itself retries nothing: each failed attempt is one call the receiver saw."""
+    receiver.fail_with = code
 
     async def scenario(h: OtlpHandler) -> None:
         h.handle_tracespan([span()])
         await until(lambda: receiver.attempts >= 2)
         receiver.fail_with = None
         await until(lambda: len(receiver.spans()) == 1)
-        assert h.span_counts()["rejected"] == 0 and h.delivery_stats()["failed"] >= 2
+        await until(lambda: h.delivery_stats()["sent"] == 1)
+        stats = h.delivery_stats()
+        assert stats["failed"] >= 2 and receiver.attempts == stats["failed"] + 1
 
     run(params(receiver.address), scenario)
-    assert caplog.messages[0] == (
-        f"{HANDLER}: sending 1 items failed (1 attempts so far; retry in 0.0s): OTLP receiver at "
-        f"{receiver.address}: UNAVAILABLE: the test receiver refuses"
-    )
+    assert mixerd_messages(caplog)[0] == export_failed(receiver, 1, "0.0")
 
 
-def test_a_partial_success_is_counted_and_logged(receiver, caplog):
-    receiver.partial = (1, "span 2 is too old")
+@pytest.mark.parametrize("partial", [(1, "span 2 is too old"), (0, "attributes were truncated")])
+def test_a_partial_success_counts_as_sent_and_is_not_seen(receiver, caplog, partial):
+    """The exporter does not pass the receiver's answer on: spans a receiver says it rejected count as
+    sent, and its message is not logged."""
+    caplog.set_level(logging.INFO)
+    receiver.partial = partial
 
     async def scenario(h: OtlpHandler) -> None:
         h.handle_tracespan([span(), span(span_id="1" * 16)])
-        await until(lambda: h.span_counts()["rejected"] == 1)
-        assert h.delivery_stats()["sent"] == 2
+        await until(lambda: h.delivery_stats()["sent"] == 2)
+        assert h.span_counts() == {"untraced": 0, "sampled_out": 0, "invalid": 0}
 
     run(params(receiver.address), scenario)
-    assert caplog.messages == [
-        f"{HANDLER}: the OTLP receiver at {receiver.address} rejected 1 of 2 spans: span 2 is too old "
-        "(1 rejected so far)"
-    ]
+    assert len(receiver.spans()) == 2
+    assert caplog.messages == []
 
 
-def test_a_partial_success_that_rejects_nothing_is_a_warning_logged_at_info(receiver, caplog):
-    caplog.set_level(logging.INFO, logger="mixerd.adapter.otlp")
-    receiver.partial = (0, "attributes were truncated")
+def test_the_exporters_environment_variables_change_nothing(receiver, monkeypatch):
+    """OTEL_EXPORTER_OTLP_* variables fill in what the exporter is not given: mixerd gives it all."""
+    elsewhere = "http://127.0.0.1:9"
+    for prefix in ("OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_TRACES_"):
+        monkeypatch.setenv(f"{prefix}ENDPOINT", elsewhere)
+        monkeypatch.setenv(f"{prefix}HEADERS", "x-from-env=yes")
+        monkeypatch.setenv(f"{prefix}INSECURE", "false")
+        monkeypatch.setenv(f"{prefix}TIMEOUT", "0.001")
+        monkeypatch.setenv(f"{prefix}COMPRESSION", "gzip")
 
     async def scenario(h: OtlpHandler) -> None:
         h.handle_tracespan([span()])
-        await until(lambda: h.delivery_stats()["sent"] == 1)
-        assert h.span_counts()["rejected"] == 0
+        await until(lambda: len(receiver.spans()) == 1)
+        assert h.delivery_stats()["failed"] == 0
 
-    run(params(receiver.address), scenario)
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("INFO", f"{HANDLER}: the OTLP receiver at {receiver.address} warns: attributes were truncated")
-    ]
+    run(params(receiver.address), scenario)  # no headers in the params
+    (metadata,) = receiver.metadata()
+    assert "x-from-env" not in metadata
+
+
+def test_no_rejected_span_counter_is_published_for_an_otlp_handler(receiver):
+    async def scenario(h: OtlpHandler) -> list[str]:
+        built = SimpleNamespace(handler=h, config=SimpleNamespace(adapter=SimpleNamespace(name="otlp")))
+        collector = RuntimeCollector(RuntimeStats(), lambda: {HANDLER: built})
+        return [
+            sample.name
+            for family in collector.collect()
+            for sample in family.samples
+            if sample.name.startswith("mixerd_adapter_spans_")
+        ]
+
+    published = run(params(receiver.address), scenario)
+    assert "mixerd_adapter_spans_untraced_total" in published
+    assert "mixerd_adapter_spans_rejected_total" not in published
 
 
 def test_a_batch_that_went_out_in_a_send_cut_short_is_not_sent_again(receiver):
@@ -726,10 +759,10 @@ def test_close_with_the_receiver_down_gives_up_in_time_and_counts_the_loss(recei
 
     h = asyncio.run(asyncio.wait_for(main(), 5))
     assert h.delivery_stats() == {"queued": 2, "sent": 0, "dropped": 2, "failed": 1}
-    (message,) = caplog.messages
-    assert message.startswith(
-        f"{HANDLER}: final delivery of 2 items failed: OTLP receiver at {receiver.address}: UNAVAILABLE: "
-    )
+    assert mixerd_messages(caplog) == [
+        f"{HANDLER}: final delivery of 2 items failed: OTLP receiver at {receiver.address}: the export "
+        "failed (the OTLP exporter logs the gRPC status)"
+    ]
 
 
 def test_a_zipkin_handler_exports_to_the_urls_host_and_port(receiver, caplog):
