@@ -53,6 +53,9 @@ def mixerd_adapter_info() -> AdapterInfo | list[AdapterInfo]:  # type: ignore[em
     - CHECK templates: `handle_<template>(instance) -> CheckResult`. A denial is a CheckResult with a
       non-OK status; raising means "adapter error" and fails the whole Check with INTERNAL;
     - QUOTA: `handle_quota(instance, args: QuotaArgs) -> QuotaResult` (deny = granted_amount 0);
+      optionally also `handle_quotas([(instance, args), ...]) -> [QuotaResult, ...]`, which mixerd
+      prefers when present: every quota of one Check for this handler in one call (redisquota uses it
+      to spend one Redis round trip per Check);
     - REPORT templates: `handle_<template>(instances: list) -> None`, called once per Report request
       with every instance built for this handler; it must not wait on a backend (queue the work);
     - ATTRIBUTE_GENERATOR: `handle_<template>(instance) -> Mapping[str, value]` of output fields;

@@ -33,6 +33,7 @@ BUILTIN_ADAPTERS: tuple[str, ...] = (
     "mixerd_adapters.noop",
     "mixerd_adapters.otlp",
     "mixerd_adapters.prometheus",
+    "mixerd_adapters.redisquota",
     "mixerd_adapters.statsd",
     "mixerd_adapters.stdio",
 )

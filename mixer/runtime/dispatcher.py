@@ -3,14 +3,21 @@
 Each request reads the table once, at its start, and counts itself in the table's `inflight` so a
 replaced table's handlers are closed only after its last request. Sync handler methods are called
 inline; async ones are awaited together, bounded by the call's deadline.
+
+Quotas: a handler with a `handle_quotas(calls)` method gets every quota of one Check that goes to it in
+one call (a list of (instance, QuotaArgs), answered by a list of QuotaResult in the same order), so a
+backend such as Redis is asked once per Check however many quotas it asks for; other handlers get one
+`handle_quota(instance, args)` per quota, as in Mixer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import replace
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..adapter import CheckResult, Code, QuotaArgs, QuotaResult
@@ -30,6 +37,7 @@ from ..server.dispatch import (
     QuotaOutcome,
     QuotaRequest,
 )
+from .handlers import BuiltHandler
 from .stats import RuntimeStats
 from .table import Destination, Group, Match, Routes, RoutingTable
 
@@ -74,6 +82,10 @@ class RuntimeDispatcher:
         self._source = source
         self._stats = stats
         self._timeout = adapter_timeout
+        # Each handler's `handle_quotas` (and whether to await it), or None; looked up once per handler.
+        self._batch_methods: weakref.WeakKeyDictionary[BuiltHandler, _Batch | None] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _deadline(self, timeout: float | None) -> float:
         # Leave part of the caller's deadline for the answer itself, so a hung adapter gives INTERNAL
@@ -103,10 +115,7 @@ class RuntimeDispatcher:
             if not quotas or outcome.status_code != OK:
                 return outcome
             precondition_refs = bag.reference_items()
-            granted: dict[str, QuotaOutcome] = {}
-            for name, request in quotas.items():
-                bag.reset_references(mark)  # each quota starts from the state after preprocessing
-                granted[name] = await self._quota(routes, bag, name, request, dedup_id + name, timeout)
+            granted = await self._quotas(routes, bag, mark, quotas, dedup_id, timeout)
             return _with_quotas(outcome, precondition_refs, granted)
         finally:
             table.inflight -= 1
@@ -256,47 +265,114 @@ class RuntimeDispatcher:
 
     # -- quota ----------------------------------------------------------------------------------
 
-    async def _quota(
+    async def _quotas(
         self,
         routes: Routes,
         bag: AttributeBag,
-        name: str,
-        request: QuotaRequest,
+        mark: int,
+        quotas: Mapping[str, QuotaRequest],
         dedup_id: str,
         timeout: float | None,
-    ) -> QuotaOutcome:
-        answer: QuotaResult | None = None
-        failed = False
-        args = QuotaArgs(request.amount, request.best_effort, dedup_id)
-        for route in routes.quotas.get(name.lower(), ()):
-            if not self._matches(route.match, route.instance.fqn, bag):
-                continue
-            dest = route.destination
-            try:
-                instance = route.instance.build(bag)
-            except Exception as e:
-                self._stats.instance_errors += 1
-                _log.warning("quota %s: instance %s: %s", name, route.instance.fqn, e)
-                failed = True
-                continue
-            try:
-                result = dest.method(instance, args)
-                if dest.is_async:
-                    result = await asyncio.wait_for(result, self._deadline(timeout))
-            except Exception as e:
-                # Mixer: a failed quota dispatch leaves the grant at 0 and the call goes on (MIXER.md 8.4).
-                self._count(dest, "error")
-                _log.warning(
-                    "quota %s: handler %s failed: %s: %s", name, dest.handler.fqn, type(e).__name__, e
-                )
-                failed = True
-                continue
+    ) -> dict[str, QuotaOutcome]:
+        """Every quota of the Check: match and build each quota's instances, call the handlers (one call
+        per handler that takes a batch), then each quota's outcome (MIXER.md 8.4)."""
+        plans: dict[str, _QuotaPlan] = {}
+        singles: list[_QuotaCall] = []
+        batches: dict[BuiltHandler, tuple[Destination, _Batch, list[_QuotaCall]]] = {}
+        for name, request in quotas.items():
+            bag.reset_references(mark)  # each quota starts from the state after preprocessing
+            plan = plans[name] = _QuotaPlan(request)
+            args = QuotaArgs(request.amount, request.best_effort, dedup_id + name)
+            for route in routes.quotas.get(name.lower(), ()):
+                if not self._matches(route.match, route.instance.fqn, bag):
+                    continue
+                try:
+                    instance = route.instance.build(bag)
+                except Exception as e:
+                    self._stats.instance_errors += 1
+                    _log.warning("quota %s: instance %s: %s", name, route.instance.fqn, e)
+                    plan.failed = True
+                    continue
+                dest = route.destination
+                call = _QuotaCall(name, dest, instance, args)
+                plan.calls.append(call)
+                batch = self._batch_method(dest.handler)
+                if batch is None:
+                    singles.append(call)
+                else:
+                    batches.setdefault(dest.handler, (dest, batch, []))[2].append(call)
+            plan.references = bag.reference_items()
+        for call in singles:
+            await self._quota_one(call, timeout)
+        if len(batches) == 1:
+            await self._quota_batch(*next(iter(batches.values())), timeout)
+        elif batches:
+            await asyncio.gather(*(self._quota_batch(*b, timeout) for b in batches.values()))
+        return {name: self._quota_outcome(name, plan) for name, plan in plans.items()}
+
+    def _batch_method(self, built: BuiltHandler) -> _Batch | None:
+        try:
+            return self._batch_methods[built]
+        except KeyError:
+            pass
+        method = getattr(built.handler, "handle_quotas", None) if built.available else None
+        batch = (method, inspect.iscoroutinefunction(method)) if callable(method) else None
+        self._batch_methods[built] = batch
+        return batch
+
+    async def _quota_one(self, call: _QuotaCall, timeout: float | None) -> None:
+        dest = call.destination
+        try:
+            result = dest.method(call.instance, call.args)
+            if dest.is_async:
+                result = await asyncio.wait_for(result, self._deadline(timeout))
+        except Exception as e:
+            self._quota_failed(call, e)
+            return
+        self._count(dest, "ok")
+        call.result = result
+
+    async def _quota_batch(
+        self, dest: Destination, batch: _Batch, calls: list[_QuotaCall], timeout: float | None
+    ) -> None:
+        method, is_async = batch
+        try:
+            results = method([(call.instance, call.args) for call in calls])
+            if is_async:
+                # asyncio.timeout, not wait_for: no task per call on the path every Check with quota takes.
+                async with asyncio.timeout(self._deadline(timeout)):
+                    results = await results
+            if not isinstance(results, Sequence) or len(results) != len(calls):
+                got = f"{len(results)} results" if isinstance(results, Sequence) else type(results).__name__
+                raise TypeError(f"handle_quotas answered {got} for {len(calls)} quotas")
+        except Exception as e:
+            for call in calls:
+                self._quota_failed(call, e)
+            return
+        for call, result in zip(calls, results, strict=True):
             self._count(dest, "ok")
+            call.result = result
+
+    def _quota_failed(self, call: _QuotaCall, e: Exception) -> None:
+        # Mixer: a failed quota dispatch leaves the grant at 0 and the call goes on (MIXER.md 8.4).
+        self._count(call.destination, "error")
+        handler = call.destination.handler.fqn
+        _log.warning("quota %s: handler %s failed: %s: %s", call.name, handler, type(e).__name__, e)
+        call.failed = True
+
+    def _quota_outcome(self, name: str, plan: _QuotaPlan) -> QuotaOutcome:
+        answer: QuotaResult | None = None
+        failed = plan.failed
+        for call in plan.calls:
+            if call.failed:
+                failed = True
+                continue
             if answer is None:
-                answer = result
+                answer = call.result
             else:
                 _log.warning("quota %s: answered by more than one handler; the first answer is used", name)
-        refs = bag.reference_items()
+        refs = plan.references
+        request = plan.request
         if answer is None:
             if failed:
                 return QuotaOutcome(0, DEFAULT_VALID_DURATION, references=refs)
@@ -384,6 +460,32 @@ class RuntimeDispatcher:
             await self._gather(pending, self._timeout, [], errors)
         if errors:
             raise DispatchError("; ".join(errors))
+
+
+#: A handler's `handle_quotas` method and whether it must be awaited.
+_Batch = tuple[Callable[..., Any], bool]
+
+
+@dataclass(slots=True)
+class _QuotaCall:
+    """One quota instance sent to one handler, and what came of it."""
+
+    name: str
+    destination: Destination
+    instance: Any
+    args: QuotaArgs
+    result: Any = None
+    failed: bool = False
+
+
+@dataclass(slots=True)
+class _QuotaPlan:
+    """One quota of a Check: the calls made for it and the references its matches and instances read."""
+
+    request: QuotaRequest
+    calls: list[_QuotaCall] = field(default_factory=list)
+    failed: bool = False  # an instance could not be built
+    references: RawReferences = ()
 
 
 def _bind(prefix: str, bindings: Sequence[tuple[str, Any]], output: Any) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the real peers that integration tests start, only when they are missing: a Prometheus server
-# from Debian's package (PEERS.md section 2), and into .peers/ (git-ignored, or MIXERD_PEERS) the Etsy
-# statsd daemon and @fluent-org/logger's FluentServer (a Fluentd forward-protocol server), both from npm
-# at pinned versions (PEERS.md sections 3.A and 4).
+# and redis-server from Debian's packages (PEERS.md sections 2 and 1), and into .peers/ (git-ignored, or
+# MIXERD_PEERS) the Etsy statsd daemon and @fluent-org/logger's FluentServer (a Fluentd forward-protocol
+# server), both from npm at pinned versions (PEERS.md sections 3.A and 4).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,6 +13,14 @@ if ! command -v prometheus >/dev/null; then
   # The package only installs the binary: its postinst cannot start a service here, and no test wants one.
   $sudo apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
     || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends prometheus >/dev/null; }
+fi
+if ! command -v redis-server >/dev/null; then
+  command -v apt-get >/dev/null || { echo "tests/peers/install.sh: apt-get is needed to install redis-server" >&2; exit 1; }
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  # Its service is not started here (no systemd, policy-rc.d): tests start redis-server themselves.
+  $sudo apt-get install -y --no-install-recommends redis-server >/dev/null 2>&1 \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends redis-server >/dev/null; }
 fi
 NODE_DIR="${MIXERD_PEERS:-.peers}/node"
 PACKAGES=("statsd@0.9.0" "@fluent-org/logger@1.0.10")

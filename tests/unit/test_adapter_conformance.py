@@ -52,6 +52,11 @@ MORE_PARAMS: dict[str, dict[str, Any]] = {
     "listchecker": {"overrides": ["a", "b"], "blacklist": True},
     "denier": {"status": {"code": 7, "message": "no"}},
     "strikes": {"maxStrikes": 1, "exempt": ["nobody"]},
+    # a quota for the zero instance, and an address where no Redis listens (its fail policy answers)
+    "redisquota": {
+        "redisServerUrl": "127.0.0.1:1",
+        "quotas": [{"name": ZERO_NAME, "maxAmount": 1, "validDuration": "1s"}],
+    },
 }
 
 #: (adapter, template) -> the exception a zero instance raises with the adapter's default params, as the
@@ -193,6 +198,8 @@ _NOTHING = re.compile(r"(?!)")
 _EXPECTED_WARNING = {
     "fluentd": re.compile(r"final delivery of \d+ items failed|sending \d+ items failed"),
     "kubernetesenv": re.compile(r"unavailable, no attributes will be generated"),
+    # no Redis listens at the default address (or the one above): the outage is logged once
+    "redisquota": re.compile(r"cannot reach Redis at "),
 }
 
 

@@ -85,6 +85,7 @@ def test_builtins_come_from_the_explicit_module_list() -> None:
         "noop",
         "otlp",
         "prometheus",
+        "redisquota",
         "statsd",
         "stdio",
         "zipkin",

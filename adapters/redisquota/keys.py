@@ -1,0 +1,95 @@
+"""Where a bucket lives in Redis, and the limit it counts against.
+
+A bucket is one quota instance and its dimension values. Its keys all carry the same Cluster hash tag,
+`{<instance FQN>;<dimension>=<value>;...}` (dimensions sorted by name, values as text), so the script
+that touches them runs on one node:
+
+    mixerd:quota:{requestcount.instance.istio-system;source=reviews}:f         FIXED_WINDOW state
+    mixerd:quota:{requestcount.instance.istio-system;source=reviews}:r:100ms   ROLLING_WINDOW state
+    mixerd:quota:{requestcount.instance.istio-system;source=reviews}:b:100ms   ROLLING_WINDOW buckets
+    mixerd:quota:{requestcount.instance.istio-system;source=reviews}:d:<id>    a deduplication id
+
+`%`, `{`, `}`, `;` and `=` inside names and values are percent-encoded, so distinct buckets never share
+a key and no value can end the hash tag early.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from mixerd.adapter import Duration
+
+from .params import Algorithm, Quota
+
+PREFIX = "mixerd:quota:"
+_SPECIAL = re.compile(r"[%{};=]")
+_US = 1_000
+
+
+def escape(text: str) -> str:
+    return _SPECIAL.sub(lambda m: f"%{ord(m.group()):02X}", text)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One bucket: its keys, its limit and what the script needs to count it."""
+
+    state: str
+    ticks: str  # ROLLING_WINDOW's bucket list (FIXED_WINDOW: the state key again, unused)
+    dedup: str  # the prefix of its deduplication keys
+    tag: str  # the hash tag, for the Cluster slot
+    max_amount: int
+    rolling: bool
+    valid_duration: int  # ns: the window
+    bucket_ns: int  # ROLLING_WINDOW: the bucket length
+    buckets: int  # ROLLING_WINDOW: buckets per window
+    window_us: int  # FIXED_WINDOW: the window in microseconds
+    idle_ms: int  # how long Redis keeps the keys after their last change
+
+
+def make_bucket(quota: Quota, dims: tuple[tuple[str, str], ...]) -> Bucket:
+    """The bucket of `quota` for the dimension values `dims` (sorted (name, text) pairs)."""
+    tag = "{" + ";".join([escape(quota.name), *(f"{escape(k)}={escape(v)}" for k, v in dims)]) + "}"
+    base = PREFIX + tag
+    max_amount = _limit(quota, dict(dims))
+    window = int(quota.valid_duration)
+    idle_ms = 2 * math.ceil(window / 1_000_000) + 1_000  # twice the window and a second: only for cleanup
+    if quota.rate_limit_algorithm == Algorithm.ROLLING_WINDOW:
+        size = int(quota.bucket_duration)
+        text = str(Duration(size))  # Go's duration text, e.g. 100ms
+        return Bucket(
+            state=f"{base}:r:{text}",
+            ticks=f"{base}:b:{text}",
+            dedup=f"{base}:d:",
+            tag=tag,
+            max_amount=max_amount,
+            rolling=True,
+            valid_duration=window,
+            bucket_ns=size,
+            buckets=math.ceil(window / size),
+            window_us=window // _US,
+            idle_ms=idle_ms,
+        )
+    return Bucket(
+        state=f"{base}:f",
+        ticks=f"{base}:f",
+        dedup=f"{base}:d:",
+        tag=tag,
+        max_amount=max_amount,
+        rolling=False,
+        valid_duration=window,
+        bucket_ns=0,
+        buckets=0,
+        window_us=window // _US,
+        idle_ms=idle_ms,
+    )
+
+
+def _limit(quota: Quota, dims: dict[str, str]) -> int:
+    """The max amount of the first override whose dimensions all match (as text), else the quota's."""
+    for override in quota.overrides:
+        if all(dims.get(k) == v for k, v in override.dimensions.items()):
+            return override.max_amount
+    return quota.max_amount
