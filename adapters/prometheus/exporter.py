@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import socketserver
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+
+from mixerd.server.monitoring import BackgroundHttpServer
 
 from .naming import MetricDef
 from .params import Kind
@@ -233,20 +232,7 @@ def _metric(definition: MetricDef, series: list[tuple[tuple[str, ...], Any]]) ->
 _StartResponse = Callable[..., Any]
 
 
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a stuck scrape must not hold up exit
-
-
-class _IPv6ThreadingServer(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # scrapes every few seconds would flood logs
-        pass
-
-
-class _Endpoint:
+class _Endpoint(BackgroundHttpServer):
     """`/metrics` (prometheus_client's exposition, with its content negotiation) on a daemon thread."""
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry) -> None:
@@ -258,21 +244,4 @@ class _Endpoint:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found; try /metrics\n"]
 
-        server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
-        self._httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
-        self.port: int = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="mixerd-prometheus",
-            daemon=True,
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join()
-        self._httpd.server_close()
+        super().__init__(app, host, port, name="mixerd-prometheus", poll_interval=0.05)

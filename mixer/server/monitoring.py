@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from .. import __version__
 
 _StartResponse = Callable[..., Any]
+_WsgiApp = Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]
 _TEXT = [("Content-Type", "text/plain; charset=utf-8")]
 
 
@@ -70,17 +71,26 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class MonitoringServer:
-    """The HTTP server on its own daemon thread; `port` is the bound port (useful when asked for 0)."""
+class BackgroundHttpServer:
+    """A WSGI app served by wsgiref on its own daemon thread, one thread per request; `port` is the bound
+    port (useful when asked for 0). Used for the monitoring port and by the prometheus adapter."""
 
-    def __init__(self, app: MonitoringApp, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        host: str,
+        port: int,
+        *,
+        name: str,
+        poll_interval: float = 0.1,
+    ) -> None:
         server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
         self._httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
         self.port: int = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="mixerd-monitoring",
+            kwargs={"poll_interval": poll_interval},
+            name=name,
             daemon=True,
         )
 
@@ -93,3 +103,10 @@ class MonitoringServer:
             self._httpd.shutdown()
             self._thread.join()
         self._httpd.server_close()
+
+
+class MonitoringServer(BackgroundHttpServer):
+    """The monitoring HTTP server (MonitoringApp) on its daemon thread."""
+
+    def __init__(self, app: MonitoringApp, host: str, port: int) -> None:
+        super().__init__(app, host, port, name="mixerd-monitoring")
