@@ -75,6 +75,11 @@ class BatchQueue(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def delivery_stats(self) -> dict[str, int]:
+        """The counters as a handler's `delivery_stats()` publishes them (queued, sent, dropped, failed)."""
+        s = self.stats
+        return {"queued": s.queued, "sent": s.sent, "dropped": s.dropped, "failed": s.failed}
+
     # -- the request side: never waits ------------------------------------------------------------
 
     def put(self, item: T) -> bool:
@@ -213,3 +218,26 @@ class BatchQueue(Generic[T]):
             for _ in batch:
                 self._items.popleft()
             self.stats.sent += len(batch)
+
+
+class SendProgress:
+    """How many items of the batch at the head of a BatchQueue a `send` has already delivered.
+
+    The queue hands a failed batch back unchanged (the same first item) and pops a batch only after a
+    send succeeds; and at close it delivers the last batches itself while a cancelled send may still be
+    finishing in its worker thread. A send that records its progress here skips, on the next attempt,
+    what already went out. Items must be fresh objects (packed bytes, formatted lines, spans), so `is`
+    tells the head apart from any later one. Use it under the send's own lock.
+    """
+
+    def __init__(self) -> None:
+        self._head: object = None
+        self._done = 0
+
+    def start(self, batch: list[Any]) -> int:
+        """How many leading items of `batch` are already delivered."""
+        return min(self._done, len(batch)) if batch and batch[0] is self._head else 0
+
+    def record(self, batch: list[Any], done: int) -> None:
+        """The first `done` items of `batch` are delivered."""
+        self._head, self._done = batch[0], done

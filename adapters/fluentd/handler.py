@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 
 from mixerd.adapter import Env, InstanceInfo, ValueType
-from mixerd.batching import BatchQueue
+from mixerd.batching import BatchQueue, SendProgress
 from mixerd.templates import LogEntryInstance
 
 from . import record
@@ -31,26 +31,6 @@ CLOSE_TIMEOUT_S = 2.0
 _NO_KEYS: frozenset[str] = frozenset()
 
 
-class _Progress:
-    """How many events of the batch at the head of the queue are already written.
-
-    The queue hands a failed batch back unchanged (same first item) and pops a batch only after a push
-    succeeds, so a retry skips the writes that went out before the failure, and so does the final push
-    at close when a cancelled push had finished in its thread after all. Packed events are fresh bytes
-    objects, so `is` tells the head apart from any later one.
-    """
-
-    def __init__(self) -> None:
-        self._head: object = None
-        self._done = 0
-
-    def start(self, batch: list[bytes]) -> int:
-        return min(self._done, len(batch)) if batch and batch[0] is self._head else 0
-
-    def record(self, batch: list[bytes], done: int) -> None:
-        self._head, self._done = batch[0], done
-
-
 class FluentdHandler:
     """`sender` replaces the connection to Fluentd (tests)."""
 
@@ -63,7 +43,7 @@ class FluentdHandler:
         host, port = split_address(params.address)
         self._sender = sender or Sender(host, port, params.push_timeout_duration / 1e9)
         self._send_lock = threading.Lock()  # one push at a time, even when a cancelled one still runs
-        self._progress = _Progress()
+        self._progress = SendProgress()
         self.skipped = 0  # entries that could not be encoded
         self._closed = False
         self._queue: BatchQueue[bytes] = BatchQueue(
@@ -119,8 +99,7 @@ class FluentdHandler:
 
     def delivery_stats(self) -> Mapping[str, int]:
         """The delivery queue's counters, in entries: queued, sent, dropped (buffer full), failed (pushes)."""
-        s = self._queue.stats
-        return {"queued": s.queued, "sent": s.sent, "dropped": s.dropped, "failed": s.failed}
+        return self._queue.delivery_stats()
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Push what is queued now (True), or give up after `timeout` seconds (False)."""

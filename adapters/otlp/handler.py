@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping
 
 from mixerd.adapter import Env
-from mixerd.batching import BatchQueue
+from mixerd.batching import BatchQueue, SendProgress
 from mixerd.templates import TraceSpanInstance
 
 from .exporter import Exporter
@@ -64,7 +64,7 @@ class OtlpHandler:
         self.sampled_out = 0
         self._invalid = _Tally(env, "invalid")
         self._send_lock = threading.Lock()  # one export at a time, even when a cut-short one still runs
-        self._delivered: tuple[object, int] = (None, 0)  # (first item, count) of the last exported batch
+        self._progress = SendProgress()
         self._closed = False
         self._queue: BatchQueue[Item] = BatchQueue(
             env,
@@ -98,20 +98,16 @@ class OtlpHandler:
     def _send(self, batch: list[Item]) -> None:
         """Export `batch` as one request (in a worker thread); raises when it should be retried."""
         with self._send_lock:
-            # The queue hands a failed batch back unchanged and pops it only after a send returns; a
-            # send cut short at close may have gone through after all, so skip what was exported.
-            head, done = self._delivered
-            start = min(done, len(batch)) if batch[0] is head else 0
-            pending = batch[start:]
+            # A send cut short at close may have gone through after all: skip what was exported.
+            pending = batch[self._progress.start(batch) :]
             if not pending:
                 return
             self._exporter.export(pending)
-            self._delivered = (batch[0], len(batch))
+            self._progress.record(batch, len(batch))
 
     def delivery_stats(self) -> Mapping[str, int]:
         """The delivery queue's counters, in spans: queued, sent, dropped (queue full), failed (exports)."""
-        s = self._queue.stats
-        return {"queued": s.queued, "sent": s.sent, "dropped": s.dropped, "failed": s.failed}
+        return self._queue.delivery_stats()
 
     def span_counts(self) -> Mapping[str, int]:
         """Instances that gave no span: untraced, sampled_out, invalid. (No `rejected`: the exporter

@@ -20,7 +20,7 @@ from statsd.client.base import PipelineBase, StatsClientBase
 
 from mixerd.adapter import Env
 from mixerd.attribute.values import Duration, Timestamp
-from mixerd.batching import BatchQueue
+from mixerd.batching import BatchQueue, SendProgress
 from mixerd.templates import MetricInstance
 
 from .params import MAX_UDP_PAYLOAD, MetricType, Params, split_address
@@ -72,26 +72,6 @@ class _Metric:
     template: NameTemplate | None  # None: the name is the instance's name
 
 
-class _Progress:
-    """How many lines of the batch at the head of the queue are already sent.
-
-    The queue hands a failed batch back unchanged (same first line object) and pops a batch only after
-    a send succeeds, so a retry skips what went out before the failure, and so does the final send at
-    close when a cancelled send had finished in its thread after all. Lines are fresh string objects,
-    so `is` tells the head apart from any later one.
-    """
-
-    def __init__(self) -> None:
-        self._head: object = None
-        self._done = 0
-
-    def start(self, batch: list[str]) -> int:
-        return min(self._done, len(batch)) if batch and batch[0] is self._head else 0
-
-    def record(self, batch: list[str], done: int) -> None:
-        self._head, self._done = batch[0], done
-
-
 class StatsdHandler:
     """`sender` replaces the UDP socket (tests)."""
 
@@ -107,7 +87,7 @@ class StatsdHandler:
         self._lines = _Lines(params.prefix)
         self._udp = sender or UdpSender(*split_address(params.address))
         self._send_lock = threading.Lock()  # one send at a time, even when a cancelled one still runs
-        self._progress = _Progress()
+        self._progress = SendProgress()
         self.skipped = 0  # instances not sent: no metrics entry, or a value the type cannot take
         self._skipped_logged = 0
         self._closed = False
@@ -175,8 +155,7 @@ class StatsdHandler:
 
     def delivery_stats(self) -> Mapping[str, int]:
         """The delivery queue's counters, in lines: queued, sent, dropped (queue full), failed (sends)."""
-        s = self._queue.stats
-        return {"queued": s.queued, "sent": s.sent, "dropped": s.dropped, "failed": s.failed}
+        return self._queue.delivery_stats()
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Send what is queued now (True), or give up after `timeout` seconds (False)."""
