@@ -13,9 +13,7 @@ backend such as Redis is asked once per Check however many quotas it asks for; o
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -82,10 +80,6 @@ class RuntimeDispatcher:
         self._source = source
         self._stats = stats
         self._timeout = adapter_timeout
-        # Each handler's `handle_quotas` (and whether to await it), or None; looked up once per handler.
-        self._batch_methods: weakref.WeakKeyDictionary[BuiltHandler, _Batch | None] = (
-            weakref.WeakKeyDictionary()
-        )
 
     def _deadline(self, timeout: float | None) -> float:
         # Leave part of the caller's deadline for the answer itself, so a hung adapter gives INTERNAL
@@ -296,11 +290,10 @@ class RuntimeDispatcher:
                 dest = route.destination
                 call = _QuotaCall(name, dest, instance, args)
                 plan.calls.append(call)
-                batch = self._batch_method(dest.handler)
-                if batch is None:
+                if dest.batch is None:
                     singles.append(call)
                 else:
-                    batches.setdefault(dest.handler, (dest, batch, []))[2].append(call)
+                    batches.setdefault(dest.handler, (dest, dest.batch, []))[2].append(call)
             plan.references = bag.reference_items()
         for call in singles:
             await self._quota_one(call, timeout)
@@ -309,16 +302,6 @@ class RuntimeDispatcher:
         elif batches:
             await asyncio.gather(*(self._quota_batch(*b, timeout) for b in batches.values()))
         return {name: self._quota_outcome(name, plan) for name, plan in plans.items()}
-
-    def _batch_method(self, built: BuiltHandler) -> _Batch | None:
-        try:
-            return self._batch_methods[built]
-        except KeyError:
-            pass
-        method = getattr(built.handler, "handle_quotas", None) if built.available else None
-        batch = (method, inspect.iscoroutinefunction(method)) if callable(method) else None
-        self._batch_methods[built] = batch
-        return batch
 
     async def _quota_one(self, call: _QuotaCall, timeout: float | None) -> None:
         dest = call.destination

@@ -56,6 +56,12 @@ class BuiltHandler:
             )
         return fn, inspect.iscoroutinefunction(fn)
 
+    def batch_method(self, name: str) -> tuple[Callable[..., Any], bool] | None:
+        """An optional batch method (e.g. `handle_quotas`) and whether to await it; None when the handler
+        has none or is unavailable."""
+        fn = getattr(self.handler, name, None) if not self.failure else None
+        return (fn, inspect.iscoroutinefunction(fn)) if callable(fn) else None
+
     async def close(self) -> None:
         """Close the handler once; failures are logged (closing must never take the server down)."""
         if self.closed:

@@ -38,6 +38,9 @@ class Destination:
     method: Callable[..., Any]
     is_async: bool
     groups: list[Group] = field(default_factory=list)
+    # QUOTA: the handler's optional `handle_quotas` (all of one Check's quotas in one call), and whether
+    # to await it; None when it has none.
+    batch: tuple[Callable[..., Any], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,8 @@ def _routes(rules: list[RuleConfig], snapshot: Snapshot, handlers: Mapping[str, 
                 if dest is None:
                     method, is_async = handler.method(template.name)
                     dest = destinations[key] = Destination(handler, template, method, is_async)
+                    if template.variety is Variety.QUOTA:
+                        dest.batch = handler.batch_method("handle_quotas")
                     if template.variety is not Variety.QUOTA:
                         by_variety[template.variety].append(dest)
                 if template.variety is Variety.QUOTA:
