@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from mixerd.attribute import values
 from mixerd.attribute.values import Duration, Timestamp
 from mixerd.templates import LogEntryInstance
 
@@ -54,10 +54,8 @@ def value(v: Any, is_ip: bool = False, integer_duration: bool = False) -> Any:
 
 
 def ip_text(raw: bytes) -> str:
-    """An address as Go's net.IP prints it (an IPv4-mapped IPv6 address in dotted form)."""
-    if len(raw) == 4:
-        return str(ipaddress.IPv4Address(raw))
-    if len(raw) == 16:
-        address = ipaddress.IPv6Address(raw)
-        return str(address.ipv4_mapped or address)
+    """An address as Go's net.IP prints it (an IPv4-mapped IPv6 address in dotted form); other bytes
+    as `?<hex>`."""
+    if len(raw) in (4, 16):
+        return values.ip_text(raw)
     return "?" + raw.hex() if raw else ""

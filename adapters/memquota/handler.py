@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from mixerd.adapter import Duration, Env, QuotaArgs, QuotaResult
-from mixerd.attribute.values import Timestamp
+from mixerd.attribute.values import Timestamp, ip_text
 from mixerd.templates import QuotaInstance
 
 from .params import Params, Quota
@@ -143,10 +142,7 @@ def dimension_text(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, bytes | bytearray):
-        if len(value) in (4, 16):
-            ip = ipaddress.ip_address(bytes(value))
-            return str(getattr(ip, "ipv4_mapped", None) or ip)
-        return value.hex()
+        return ip_text(value) if len(value) in (4, 16) else value.hex()
     if isinstance(value, dict):
         return "map[" + " ".join(f"{k}:{dimension_text(v)}" for k, v in sorted(value.items())) + "]"
     if value is None:

@@ -33,9 +33,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
-import ipaddress
 import re
-import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,7 +44,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from mixerd import __version__
 from mixerd.adapter import InstanceInfo
-from mixerd.attribute.values import Duration, Timestamp
+from mixerd.attribute.values import Duration, Timestamp, ip_text
 from mixerd.templates import TraceSpanInstance
 
 #: The instrumentation scope every span is exported under.
@@ -227,14 +225,6 @@ def _text(value: str) -> str:
     if not value.isascii():
         value.encode()
     return value
-
-
-def ip_text(raw: bytes) -> str:
-    """An address as text; an IPv4-mapped IPv6 address in dotted form, as Mixer printed it."""
-    if len(raw) == 4:
-        return socket.inet_ntop(socket.AF_INET, raw)  # (the common case, and 10x faster than ipaddress)
-    address = ipaddress.IPv6Address(raw)
-    return str(address.ipv4_mapped or address)
 
 
 def _id(pattern: re.Pattern[str], text: str, what: str, digits: str) -> bytes:

@@ -12,19 +12,15 @@ the config inferred; the generic ones dispatch on the Python value.
 
 from __future__ import annotations
 
-import datetime as _dt
-import functools
-import ipaddress
 import math
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from mixerd.attribute.godur import format_go_duration
-from mixerd.attribute.values import Duration, Timestamp, ValueType
+from mixerd.attribute.values import Duration, Timestamp, ValueType, ip_text, utc_micros_text
 
 _NS = 1_000_000_000
-_EPOCH = _dt.datetime(1970, 1, 1)
 
 LabelFormatter = Callable[[Any], str]
 ValueConverter = Callable[[Any], float]
@@ -52,26 +48,15 @@ def format_double(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-@functools.lru_cache(maxsize=1024)
-def _second_text(seconds: int) -> str:
-    t = _EPOCH + _dt.timedelta(seconds=seconds)
-    # Not strftime: it does not pad years before 1000 to four digits.
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-
-
 def format_timestamp(ns: int) -> str:
     """UTC with six fraction digits and `Z`: `2026-11-20T10:00:00.000000Z`."""
-    seconds, nanos = divmod(int(ns), _NS)
-    return f"{_second_text(seconds)}.{nanos // 1000:06d}Z"
+    return utc_micros_text(ns)
 
 
 def format_ip(raw: bytes) -> str:
     """As Go's net.IP prints: dotted for IPv4 (also IPv4-mapped IPv6), colon text for IPv6."""
-    if len(raw) == 4:
-        return str(ipaddress.IPv4Address(bytes(raw)))
-    if len(raw) == 16:
-        address = ipaddress.IPv6Address(bytes(raw))
-        return str(address.ipv4_mapped or address)
+    if len(raw) in (4, 16):
+        return ip_text(raw)
     return "?" + bytes(raw).hex() if raw else "<nil>"
 
 

@@ -11,7 +11,6 @@ as text (`10.0.0.1`) where Mixer printed the raw bytes (`[10 0 0 1]`).
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from mixerd.attribute.values import Duration, Timestamp
+from mixerd.attribute.values import Duration, Timestamp, ip_text
 
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _REFERENCE = re.compile(r"\.([^\W\d]\w*)")  # a Go identifier after the dot
@@ -148,9 +147,6 @@ def _go_time(value: Timestamp) -> str:
 
 
 def _ip_text(raw: bytes) -> str:
-    if len(raw) == 4:
-        return str(ipaddress.IPv4Address(raw))
-    if len(raw) == 16:
-        address = ipaddress.IPv6Address(raw)
-        return str(address.ipv4_mapped or address)
+    if len(raw) in (4, 16):
+        return ip_text(raw)
     return "[" + " ".join(str(b) for b in raw) + "]"  # Go's %v of a byte slice

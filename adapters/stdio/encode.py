@@ -12,46 +12,31 @@ Level names are zap's lower-case ones: `info`, `warn`, `error`.
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import functools
-import ipaddress
 import json
 import math
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from mixerd.attribute import values
 from mixerd.attribute.godur import format_go_duration
-from mixerd.attribute.values import Duration, Timestamp
+from mixerd.attribute.values import Duration, Timestamp, utc_micros_text
 
 from .params import Level
 
 LEVEL_NAMES = {Level.INFO: "info", Level.WARNING: "warn", Level.ERROR: "error"}
 
-_NS = 1_000_000_000
-_EPOCH = _dt.datetime(1970, 1, 1)
-
-
-@functools.lru_cache(maxsize=256)
-def _second_text(seconds: int) -> str:
-    t = _EPOCH + _dt.timedelta(seconds=seconds)
-    # Not strftime: it does not pad years before 1000 to four digits.
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-
 
 def format_time(ns: int) -> str:
     """UTC with exactly six fraction digits and `Z`, as Mixer's stdio printed every time."""
-    seconds, nanos = divmod(int(ns), _NS)
-    return f"{_second_text(seconds)}.{nanos // 1000:06d}Z"
+    return utc_micros_text(ns)
 
 
 def ip_text(raw: bytes) -> str:
-    """An IP address as Go's net.IP prints it (an IPv4-mapped IPv6 address in dotted form)."""
-    if len(raw) == 4:
-        return str(ipaddress.IPv4Address(raw))
-    if len(raw) == 16:
-        address = ipaddress.IPv6Address(raw)
-        return str(address.ipv4_mapped or address)
+    """An IP address as Go's net.IP prints it; other bytes as `?<hex>`."""
+    if len(raw) in (4, 16):
+        return values.ip_text(raw)
     return "?" + raw.hex() if raw else ""
 
 

@@ -18,7 +18,10 @@ nanoseconds, datetime only microseconds), cheap to build on the hot path, and co
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import ipaddress
 import re
+import socket
 from enum import IntEnum
 
 _NS = 1_000_000_000
@@ -150,3 +153,29 @@ class Duration(int):
 
     def __repr__(self) -> str:
         return f"Duration({str(self)!r})"
+
+
+def ip_text(raw: bytes) -> str:
+    """An IP_ADDRESS value (4 or 16 raw bytes) as Go's net.IP prints it: dotted for IPv4 and for an
+    IPv4-mapped IPv6 address, colon text otherwise. ValueError for any other length (callers that
+    print whatever they get choose their own text for that)."""
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, bytes(raw))  # the common case, faster than ipaddress
+    if len(raw) == 16:
+        address = ipaddress.IPv6Address(bytes(raw))
+        return str(address.ipv4_mapped or address)
+    raise ValueError(f"{len(raw)} bytes are not an IP address")
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_second_text(seconds: int) -> str:
+    t = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=seconds)
+    # Not strftime: it does not pad years before 1000 to four digits.
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+
+
+def utc_micros_text(ns: int) -> str:
+    """A time as UTC with exactly six fraction digits and `Z` (`2026-11-20T10:00:00.000000Z`), the form
+    Mixer's stdio and prometheus adapters printed."""
+    seconds, nanos = divmod(int(ns), _NS)
+    return f"{_utc_second_text(seconds)}.{nanos // 1000:06d}Z"
