@@ -9,16 +9,14 @@ arrive.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import grpc
 import pytest
+from peers import receivers as peers
 
 from mixerd.api.mixer.v1 import mixer_pb2_grpc
 from mixerd.attribute import encode_report
@@ -35,21 +33,6 @@ HANDLER = "fluentd.handler.istio-system"
 ACCESS = "accesslog.instance.istio-system"
 T0 = Timestamp.parse("2026-11-20T10:00:00.123456789Z")
 MS = 1_000_000
-
-
-def _load_peers() -> ModuleType:
-    name = "mixerd_test_peers"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "peers" / "receivers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-peers = _load_peers()
 
 
 @pytest.fixture

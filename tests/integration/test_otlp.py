@@ -8,17 +8,16 @@ The fault test stops the receiver mid-run: Reports keep answering, spans queue u
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import grpc
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from peers import otlp_receiver as peer
+from peers import receivers as peers  # for wait_until
 
 from mixerd.api.mixer.v1 import mixer_pb2_grpc
 from mixerd.attribute import encode_report
@@ -41,21 +40,6 @@ T0 = Timestamp.parse("2026-11-20T10:00:00.123456789Z")
 MS = 1_000_000
 FRONTEND_IP = bytes([10, 0, 0, 1])
 ORDERS_IP = bytes([10, 0, 0, 2])
-
-
-def _load(name: str, file: str) -> ModuleType:
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "peers" / file
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-peer = _load("mixerd_test_otlp_receiver", "otlp_receiver.py")
-peers = _load("mixerd_test_peers", "receivers.py")  # for wait_until
 
 
 @pytest.fixture

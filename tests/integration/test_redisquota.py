@@ -16,7 +16,6 @@ adds it to the adapters the server loads) until mixerd.plugins lists it.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
 import signal
@@ -29,12 +28,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import grpc
 import pytest
 import yaml
+from peers import redis as redis_peers
 from redis.crc import key_slot
 
 from mixerd.adapter import AdapterInfo, QuotaArgs, QuotaResult
@@ -48,20 +47,9 @@ from mixerd_adapters import redisquota
 
 pytestmark = pytest.mark.integration
 
-PEERS = Path(__file__).resolve().parents[1] / "peers"
 UNAVAILABLE = 14
 MS = 1_000_000
 S = 1_000 * MS
-
-
-def _peers() -> ModuleType:
-    if "mixerd_test_redis_peers" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("mixerd_test_redis_peers", PEERS / "redis.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["mixerd_test_redis_peers"]
 
 
 def adapters() -> Mapping[str, AdapterInfo]:
@@ -70,7 +58,7 @@ def adapters() -> Mapping[str, AdapterInfo]:
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[Any]:
-    with _peers().RedisServer(tmp_path / "redis") as server:
+    with redis_peers.RedisServer(tmp_path / "redis") as server:
         yield server
 
 
@@ -333,7 +321,7 @@ def test_the_runtime_hands_a_handler_all_its_quotas_of_a_check_at_once(tmp_path:
 
 @pytest.mark.parametrize("policy", ["open", "closed"])
 def test_redis_killed_mid_run_check_answers_in_time_and_recovers(tmp_path: Path, policy: str) -> None:
-    peer = _peers().RedisServer(tmp_path / "redis")
+    peer = redis_peers.RedisServer(tmp_path / "redis")
     text = _config(peer.url, quotas=[FIXED], failPolicy=policy, timeout="200ms")
     folder = _write(tmp_path / "config", text)
     ids = (f"r{i}-" for i in itertools.count())
@@ -357,7 +345,7 @@ def test_redis_killed_mid_run_check_answers_in_time_and_recovers(tmp_path: Path,
             assert time.monotonic() - started < 0.5
             assert answer == ((1, 0, 0) if policy == "open" else (0, 0, UNAVAILABLE))
         peer.start()  # empty, on the same port; mixerd is not restarted
-        _peers().wait_until(lambda: _from_redis(check("dan")), 5, "quota answered by Redis again")
+        redis_peers.wait_until(lambda: _from_redis(check("dan")), 5, "quota answered by Redis again")
         peer.pause()  # hung: the port is open, nothing answers
         try:
             started = time.monotonic()
@@ -366,7 +354,7 @@ def test_redis_killed_mid_run_check_answers_in_time_and_recovers(tmp_path: Path,
             assert answer == ((1, 0, 0) if policy == "open" else (0, 0, UNAVAILABLE))
         finally:
             peer.resume()
-        _peers().wait_until(lambda: _from_redis(check("fay")), 5, "quota answered by Redis again")
+        redis_peers.wait_until(lambda: _from_redis(check("fay")), 5, "quota answered by Redis again")
 
 
 # -- exactness across three mixerd serve processes ------------------------------------------------------
@@ -550,7 +538,7 @@ def test_three_mixerd_processes_on_one_redis_never_grant_more_than_the_limit(
 
 
 def test_redis_cluster_one_call_per_slot_and_a_buckets_keys_on_one_node(tmp_path: Path) -> None:
-    with _peers().RedisCluster(tmp_path / "cluster") as cluster:
+    with redis_peers.RedisCluster(tmp_path / "cluster") as cluster:
         users = [f"user{i}" for i in range(12)]
         folder = _write(tmp_path / "config", _config(cluster.url, quotas=[FIXED, ROLLING], cluster=True))
         with (
@@ -588,8 +576,10 @@ def test_redis_cluster_one_call_per_slot_and_a_buckets_keys_on_one_node(tmp_path
 
 
 def test_sentinel_finds_the_master(tmp_path: Path) -> None:
-    peers = _peers()
-    with peers.RedisServer(tmp_path / "master") as master, peers.RedisSentinel(tmp_path / "s", master) as s:
+    with (
+        redis_peers.RedisServer(tmp_path / "master") as master,
+        redis_peers.RedisSentinel(tmp_path / "s", master) as s,
+    ):
         text = _config("redis://mymaster/2", quotas=[FIXED], sentinels=[s.address])
         folder = _write(tmp_path / "config", text)
         with (
@@ -608,9 +598,8 @@ def test_sentinel_finds_the_master(tmp_path: Path) -> None:
 
 
 def test_tls_with_a_password_and_a_database(tmp_path: Path) -> None:
-    peers = _peers()
-    tls = peers.make_tls_files(tmp_path / "tls")
-    with peers.RedisServer(tmp_path / "redis", password="s3cret", tls=tls) as server:
+    tls = redis_peers.make_tls_files(tmp_path / "tls")
+    with redis_peers.RedisServer(tmp_path / "redis", password="s3cret", tls=tls) as server:
         url = server.url.replace("?", "/5?")  # rediss://:s3cret@127.0.0.1:port/5?ssl_ca_certs=...
         folder = _write(tmp_path / "config", _config(url, quotas=[FIXED]))
         with (

@@ -10,14 +10,12 @@ tests/integration/test_otlp.py runs the same behind a real mixerd.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import re
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -27,6 +25,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.trace import ReadableSpan
+from peers import otlp_receiver as peer
 
 from mixerd.adapter import Env, InstanceInfo, ValueType
 from mixerd.attribute.values import Duration, Timestamp
@@ -65,20 +64,6 @@ MS = 1_000_000
 IP4 = bytes([10, 0, 0, 1])
 IP6 = bytes.fromhex("20010db8000000000000000000000001")
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _load_receiver() -> ModuleType:
-    name = "mixerd_test_otlp_receiver"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "peers" / "otlp_receiver.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-peer = _load_receiver()
 
 
 def span(**fields: Any) -> TraceSpanInstance:

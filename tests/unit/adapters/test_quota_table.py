@@ -9,15 +9,12 @@ including deduplication within `minDeduplicationDuration`, overrides and best ef
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import inspect
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from peers import redis as redis_peers
 
 from mixerd.adapter import Env, QuotaArgs
 from mixerd.params import read_params
@@ -29,22 +26,11 @@ S = 1_000 * MS
 T0 = 1_700_000_000 * S  # a whole second, so 100 ms buckets start on whole 100 ms
 A = "a.instance.ns"
 B = "b.instance.ns"
-PEERS = Path(__file__).resolve().parents[2] / "peers"
-
-
-def _peers() -> ModuleType:
-    if "mixerd_test_redis_peers" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("mixerd_test_redis_peers", PEERS / "redis.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["mixerd_test_redis_peers"]
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with _peers().RedisServer(tmp_path_factory.mktemp("redis")) as server:
+    with redis_peers.RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
 
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from peers import redis as redis_peers
 from redis.crc import key_slot
 
 from mixerd.adapter import AdapterInfo, Code, Duration, Env, InstanceInfo, QuotaArgs, QuotaResult
@@ -34,22 +32,11 @@ S = 1_000 * MS
 T0 = 1_700_000_000 * S
 F = "f.instance.ns"  # a FIXED_WINDOW quota
 R = "r.instance.ns"  # a ROLLING_WINDOW quota
-PEERS = Path(__file__).resolve().parents[2] / "peers"
-
-
-def _peers() -> ModuleType:
-    if "mixerd_test_redis_peers" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("mixerd_test_redis_peers", PEERS / "redis.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["mixerd_test_redis_peers"]
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with _peers().RedisServer(tmp_path_factory.mktemp("redis")) as server:
+    with redis_peers.RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
 
 
@@ -527,7 +514,7 @@ def test_unreachable_at_build_fails_closed_then_recovers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mixerd.adapter.redisquota")
-    later = _peers().RedisServer(tmp_path / "later")  # its port is chosen, nothing listens yet
+    later = redis_peers.RedisServer(tmp_path / "later")  # its port is chosen, nothing listens yet
 
     async def scenario() -> None:
         started = time.monotonic()
@@ -555,7 +542,7 @@ def test_unreachable_at_build_fails_closed_then_recovers(
 
 
 def test_fail_open_grants_what_is_asked_while_redis_is_away(tmp_path: Path) -> None:
-    nothing = _peers().RedisServer(tmp_path / "none")
+    nothing = redis_peers.RedisServer(tmp_path / "none")
 
     async def scenario() -> None:
         async with handler(nothing.url, Clock(), failPolicy="open", timeout="50ms") as h:
@@ -571,7 +558,7 @@ def test_redis_killed_mid_run_answers_at_once_and_recovers_without_a_rebuild(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, policy: str
 ) -> None:
     caplog.set_level(logging.WARNING, logger="mixerd.adapter.redisquota")
-    peer = _peers().RedisServer(tmp_path / "redis")
+    peer = redis_peers.RedisServer(tmp_path / "redis")
 
     async def scenario() -> None:
         with peer:
@@ -595,7 +582,7 @@ def test_redis_killed_mid_run_answers_at_once_and_recovers_without_a_rebuild(
 
 
 def test_a_hung_redis_costs_one_timeout_then_answers_at_once(tmp_path: Path) -> None:
-    peer = _peers().RedisServer(tmp_path / "redis")
+    peer = redis_peers.RedisServer(tmp_path / "redis")
 
     async def scenario() -> None:
         with peer:
@@ -621,7 +608,7 @@ def test_a_hung_redis_costs_one_timeout_then_answers_at_once(tmp_path: Path) -> 
 
 
 def test_close_is_idempotent_and_stops_retrying(tmp_path: Path) -> None:
-    nothing = _peers().RedisServer(tmp_path / "none")
+    nothing = redis_peers.RedisServer(tmp_path / "none")
 
     async def scenario() -> None:
         env = Env(
@@ -642,7 +629,7 @@ def test_close_is_idempotent_and_stops_retrying(tmp_path: Path) -> None:
 
 
 def test_no_quotas_no_connection(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    nothing = _peers().RedisServer(tmp_path / "none")
+    nothing = redis_peers.RedisServer(tmp_path / "none")
 
     async def scenario() -> None:
         async with handler(nothing.url, quotas=[]) as h:

@@ -1,0 +1,2 @@
+"""Real peers the tests start (Redis, Prometheus, statsd, Fluentd, an OTLP receiver): `from peers import
+receivers`. tests/conftest.py puts the tests folder on sys.path so this package imports by name."""
