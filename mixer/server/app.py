@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..bundled import rules_folder
 from ..config import ConfigRejected
+from ..envoy import FrontEndContext, add_envoy_services
 from ..plugins import PluginError, load_adapters
 from ..runtime import Runtime, RuntimeCollector, RuntimeDispatcher
 from ..settings import Settings
@@ -201,9 +202,12 @@ async def start(
 
     server = grpc.aio.server(options=_grpc_options(settings))
     MixerApi(dispatcher, stats).add_to_server(server)
+    envoy_services = add_envoy_services(server, FrontEndContext(dispatcher, runtime, registry, settings))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, _HEALTH_SERVICE, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, *envoy_services, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
+    )
     where = host_port(settings.address, settings.port)
     try:
         port = server.add_insecure_port(where)

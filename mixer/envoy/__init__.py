@@ -1,0 +1,42 @@
+"""The APIs today's Envoy calls, served on mixerd's gRPC port beside istio.mixer.v1.Mixer.
+
+- `authz`: envoy.service.auth.v3.Authorization/Check (ext_authz), with a verdict cache;
+- `ratelimit`: envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit (RLS);
+- `accesslog`: envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs (ALS).
+
+Each turns Envoy's message into an attribute bag and runs the same dispatch as Mixer's Check or Report,
+so one rule set serves both kinds of proxy. Message and service classes come from the xds-protos package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+from ..runtime import Runtime
+from ..server.dispatch import Dispatcher
+from ..settings import Settings
+
+
+@dataclass
+class FrontEndContext:
+    """What an Envoy-facing service needs from the server that hosts it."""
+
+    dispatcher: Dispatcher
+    runtime: Runtime | None
+    registry: CollectorRegistry  # register self metrics here (a Collector of your own)
+    settings: Settings
+
+
+def add_envoy_services(server: grpc.aio.Server, context: FrontEndContext) -> list[str]:
+    """Register every Envoy-facing service on `server`; returns their full names (for reflection)."""
+    from . import accesslog, authz, ratelimit
+
+    names: list[str] = []
+    for module in (authz, ratelimit, accesslog):
+        name = module.add_to_server(server, context)
+        if name is not None:
+            names.append(name)
+    return names
