@@ -28,11 +28,11 @@ from grpc_reflection.v1alpha import reflection
 
 from ..bundled import rules_folder
 from ..config import ConfigRejected
-from ..envoy import FrontEndContext, add_envoy_services
 from ..plugins import PluginError, load_adapters
 from ..runtime import Runtime, RuntimeCollector, RuntimeDispatcher
 from ..settings import Settings
 from .dispatch import Dispatcher
+from .envoy import FrontEndContext, add_envoy_services
 from .mixer_api import SERVICE_NAME, MixerApi
 from .monitoring import MonitoringApp, MonitoringServer
 from .stats import Stats, make_registry

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import grpc
 from prometheus_client import CollectorRegistry
 
-from ..runtime import Runtime
-from ..server.dispatch import Dispatcher
-from ..settings import Settings
+from ...runtime import Runtime
+from ...settings import Settings
+from ..dispatch import Dispatcher
 
 
 @dataclass
