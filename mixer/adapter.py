@@ -6,6 +6,7 @@ An adapter is described by one `AdapterInfo` (returned from the `mixerd_adapter_
 1. `validate(params, instances)`: pure checks, no network (config time, also `mixerd check-config`);
 2. `build(env)`: returns the handler (may be async; may start background work through `env`);
 3. `handler.handle_<template>(...)` on the request path, sync or async (one method per template);
+   an adapter that declares `rate_limits` also has `handler.handle_rate_limits(calls)` (Envoy's RLS);
 4. `handler.close()`: idempotent, sync or async, called once the handler's last request has finished.
 
 Statuses are google.rpc codes (`Code`), the numbers gRPC statuses use too.
@@ -36,6 +37,10 @@ __all__ = [
     "InstanceInfo",
     "QuotaArgs",
     "QuotaResult",
+    "RateLimit",
+    "RateLimitAlgorithm",
+    "RateLimitCall",
+    "RateLimitResult",
     "ValueType",
     "Variety",
 ]
@@ -126,6 +131,63 @@ class QuotaResult:
 
     granted_amount: int
     valid_duration: Duration = _NO_TIME
+    status: int = Code.OK
+    message: str = ""
+
+
+class RateLimitAlgorithm(IntEnum):
+    """How a rate limit counts its window (the values of redisquota's `rateLimitAlgorithm`)."""
+
+    FIXED_WINDOW = 0
+    ROLLING_WINDOW = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most `max_amount` hits per `window`.
+
+    FIXED_WINDOW windows are aligned to the Unix epoch (one starts whenever the clock is a whole number
+    of windows), as envoyproxy/ratelimit's are. ROLLING_WINDOW counts in buckets of `bucket_duration`,
+    also aligned to the epoch; the window is the last ceil(window / bucket_duration) buckets, the
+    current one included.
+    """
+
+    max_amount: int
+    window: Duration
+    algorithm: RateLimitAlgorithm = RateLimitAlgorithm.FIXED_WINDOW
+    bucket_duration: Duration = _NO_TIME  # ROLLING_WINDOW only; > 0 and < window
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitCall:
+    """One limit to count `hits` against, for Envoy's rate limit service (docs/envoy/ratelimit.md).
+
+    The counter is named by `domain`, `entries` and the limit's window, algorithm and bucket duration:
+    calls that agree on all of them count in one counter (also across replicas that share a backend),
+    whatever their `max_amount`, so a changed limit applies to the counts already there.
+    """
+
+    domain: str
+    entries: tuple[tuple[str, str], ...]  # (key, value) pairs, in the descriptor's order
+    limit: RateLimit
+    hits: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitResult:
+    """What one RateLimitCall came to.
+
+    All or nothing: `allowed` when the hits fit in what the window has left (they are then counted);
+    a call that is not allowed counts nothing. `hits` 0 is allowed and counts nothing. `remaining` is
+    what the window has left after the call; `reset` how long until room opens again (FIXED_WINDOW: the
+    window's end; ROLLING_WINDOW: the moment the oldest counted bucket leaves the window; 0 when nothing
+    is counted). A backend that cannot answer gives a non-OK `status` and `message`, with `allowed` as
+    the handler's fail policy says.
+    """
+
+    allowed: bool
+    remaining: int = 0
+    reset: Duration = _NO_TIME
     status: int = Code.OK
     message: str = ""
 
@@ -229,7 +291,9 @@ class AdapterInfo:
     - `templates`: the templates its handlers accept (each needs a `handle_<template>` method);
     - `params`: a dataclass whose defaults are the default config (see `mixerd.params`);
     - `build(env)`: returns a handler (or an awaitable of one);
-    - `validate(params, instances)`: optional pure checks returning (field path, reason) pairs.
+    - `validate(params, instances)`: optional pure checks returning (field path, reason) pairs;
+    - `rate_limits`: its handlers implement `handle_rate_limits(calls)`, so a `ratelimitconfig` may
+      name them to count Envoy's rate limits.
     """
 
     name: str
@@ -238,3 +302,4 @@ class AdapterInfo:
     build: Build
     validate: Validate | None = None
     description: str = ""
+    rate_limits: bool = False

@@ -46,7 +46,10 @@ def mixerd_adapter_info() -> AdapterInfo | list[AdapterInfo]:  # type: ignore[em
       An unreachable backend is not a reason to fail: build anyway, retry in the background, and
       answer requests as the adapter's fail policy says. If build raises, the handler is unavailable
       (its checks fail with INTERNAL, its quotas grant 0) until the config changes;
-    - `description`: one line for listings.
+    - `description`: one line for listings;
+    - `rate_limits` (optional, default False): its handlers also count Envoy's rate limits through
+      `handle_rate_limits` (below), so a `ratelimitconfig` resource may name them as its `handler`.
+      A `ratelimitconfig` that names a handler of an adapter without it is a config error.
 
     The handler is any object with one method per supported template, sync or async:
 
@@ -59,6 +62,14 @@ def mixerd_adapter_info() -> AdapterInfo | list[AdapterInfo]:  # type: ignore[em
     - REPORT templates: `handle_<template>(instances: list) -> None`, called once per Report request
       with every instance built for this handler; it must not wait on a backend (queue the work);
     - ATTRIBUTE_GENERATOR: `handle_<template>(instance) -> Mapping[str, value]` of output fields;
+    - rate limits (adapters with `rate_limits`): `handle_rate_limits([RateLimitCall, ...]) ->
+      [RateLimitResult, ...]`, one result per call in the same order. mixerd hands it every limit of
+      one Envoy ShouldRateLimit request at once (redisquota spends one Redis round trip on them). Each
+      call names its counter (`domain`, `entries`, and the limit's window, algorithm and bucket
+      duration; equal names are one counter) and counts `hits` against `limit.max_amount`, all or
+      nothing; FIXED_WINDOW windows are aligned to the Unix epoch. A backend that cannot answer is
+      not an exception: answer each call as your fail policy says, with a non-OK `status`. Raising
+      (or missing the deadline) fails the whole ShouldRateLimit with UNAVAILABLE;
 
     and optionally `close()` (sync or async), called once after the last request that could use the
     handler has finished (config reload or shutdown), after mixerd has cancelled the handler's

@@ -151,6 +151,8 @@ def _info_problem(info: AdapterInfo) -> str:
         return f"validate must be callable or None, got {info.validate!r}"
     if not isinstance(info.description, str):
         return f"description must be a string, got {info.description!r}"
+    if not isinstance(info.rate_limits, bool):
+        return f"rate_limits must be True or False, got {info.rate_limits!r}"
     return ""
 
 

@@ -29,6 +29,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{value} must not be negative")
+    return value
+
+
 def _optional_str(text: str) -> str | None:
     return text or None
 
@@ -76,6 +83,12 @@ class Settings:
         10.0, _seconds, "seconds in-flight calls get to finish after SIGTERM/SIGINT", "SECONDS"
     )
     max_message_size: int = _setting(4 * 1024 * 1024, int, "largest gRPC message accepted, in bytes", "BYTES")
+    authz_cache_size: int = _setting(
+        10000,
+        _count,
+        "ext_authz verdicts kept in the verdict cache (least recently used dropped first); 0 turns it off",
+        "ENTRIES",
+    )
     log_level: str = _setting("info", str, "log level: debug, info, warning or error", "LEVEL")
 
 

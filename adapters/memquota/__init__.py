@@ -1,8 +1,9 @@
 """memquota: quotas counted in this process's memory (MIXER.md 7.8).
 
 A quota with a `validDuration` is a rate limit over a rolling window of 100 ms ticks; one without is
-an allocation quota (a counter that a negative amount gives back). Counts are per mixerd process, so
-with several replicas use redisquota instead.
+an allocation quota (a counter that a negative amount gives back). It also counts Envoy's rate limits
+for a ratelimitconfig that names it (`handle_rate_limits`). Counts are per mixerd process, so with
+several replicas use redisquota instead.
 """
 
 from __future__ import annotations
@@ -43,4 +44,5 @@ def mixerd_adapter_info() -> AdapterInfo:
         build=build,
         validate=validate,
         description="Rate-limit and allocation quotas counted in memory, per mixerd process.",
+        rate_limits=True,
     )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mixerd.adapter import Duration, Env, QuotaArgs, QuotaResult
+from mixerd.adapter import Duration, Env, QuotaArgs, QuotaResult, RateLimitCall, RateLimitResult
 from mixerd.attribute.values import Timestamp, ip_text
 from mixerd.templates import QuotaInstance
 
 from .params import Params, Quota
+from .ratelimit import RateLimitCounters
 from .window import TICK_NS, RollingWindow, window_ticks
 
 BucketKey = tuple[str, tuple[tuple[str, str], ...]]  # (instance name, sorted (dimension, text) pairs)
@@ -57,6 +59,7 @@ class MemQuota:
         self._recent: dict[str, _Grant] = {}
         self._old: dict[str, _Grant] = {}
         self._swapped_at = env.clock()
+        self._rate_limits = RateLimitCounters(env.clock)
 
     def handle_quota(self, instance: QuotaInstance, args: QuotaArgs) -> QuotaResult:
         quota = self._quotas.get(instance.name)
@@ -78,7 +81,12 @@ class MemQuota:
             self._recent[args.dedup_id] = _Grant(granted, bucket.valid_duration, now)
         return QuotaResult(granted_amount=granted, valid_duration=bucket.valid_duration)
 
+    def handle_rate_limits(self, calls: Sequence[RateLimitCall]) -> list[RateLimitResult]:
+        """Envoy's rate limits (a ratelimitconfig naming this handler), counted in memory."""
+        return self._rate_limits.handle(calls)
+
     def close(self) -> None:
+        self._rate_limits.clear()
         self._buckets.clear()
         self._recent.clear()
         self._old.clear()

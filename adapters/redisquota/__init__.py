@@ -58,4 +58,5 @@ def mixerd_adapter_info() -> AdapterInfo:
         build=build,
         validate=validate,
         description="Fixed and rolling window rate limits counted in Redis, shared by every replica.",
+        rate_limits=True,
     )

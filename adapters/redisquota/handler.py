@@ -1,9 +1,10 @@
 """The redisquota handler: quotas counted in Redis, shared by every mixerd that uses the same Redis.
 
 All quotas of one Check go to Redis in one script call (`handle_quotas`, which the runtime prefers to
-one `handle_quota` per quota). Redis is reached on the event loop through async redis-py; a call gets
-at most `timeout`, and while Redis cannot be reached quotas answer as `failPolicy` says at once, while a
-background task keeps trying to reach it again.
+one `handle_quota` per quota), and so do all rate limits of one Envoy ShouldRateLimit request
+(`handle_rate_limits`, with the same script). Redis is reached on the event loop through async
+redis-py; a call gets at most `timeout`, and while Redis cannot be reached quotas answer as `failPolicy`
+says at once, while a background task keeps trying to reach it again.
 """
 
 from __future__ import annotations
@@ -15,18 +16,27 @@ from typing import Any
 
 from redis.exceptions import BusyLoadingError, ReadOnlyError, RedisError, ResponseError
 
-from mixerd.adapter import Code, Duration, Env, QuotaArgs, QuotaResult
+from mixerd.adapter import (
+    Code,
+    Duration,
+    Env,
+    QuotaArgs,
+    QuotaResult,
+    RateLimitCall,
+    RateLimitResult,
+)
 from mixerd.templates import QuotaInstance
 from mixerd_adapters.memquota import dimension_text
 
 from .address import parse_address
 from .cache import AnsweredIds, ExhaustedBuckets
 from .client import Backend, ClusterBackend, Operation, Reply
-from .keys import Bucket, make_bucket
+from .keys import Bucket, RateLimitBucket, make_bucket, make_rate_limit_bucket
 from .params import FailPolicy, Params, Quota
 
 _US = 1_000
 _NOTHING = QuotaResult(granted_amount=0)  # an instance with no quota configured (MIXER.md 7.9)
+_ALLOWED = RateLimitResult(True)
 _FIRST_RETRY_S = 0.05
 _MAX_RETRY_S = 1.0
 _ERROR_LOG_INTERVAL_S = 10.0
@@ -52,6 +62,9 @@ class RedisQuota:
         self._exhausted = ExhaustedBuckets()
         self._answered = AnsweredIds(int(params.min_deduplication_duration))
         self._buckets: dict[tuple[str, tuple[tuple[str, str], ...]], Bucket] = {}
+        self._rate_limit_buckets: dict[tuple[Any, ...], RateLimitBucket] = {}
+        self._tried = False  # whether a first connection attempt has finished
+        self._first_connect: asyncio.Task[Any] | None = None  # a rate limit handler's first attempt
         self._up = False
         self._reason = "not connected yet"
         self._reconnecting: asyncio.Task[Any] | None = None
@@ -68,7 +81,16 @@ class RedisQuota:
     async def start(self) -> None:
         """Reach Redis once (within the timeout); if that fails, keep trying in the background."""
         if not self._quotas:
-            return  # nothing to count
+            return  # nothing to count (until a ratelimitconfig's first request, see handle_rate_limits)
+        await self._connect()
+
+    async def _connect(self) -> None:
+        try:
+            await self._connect_once()
+        finally:
+            self._tried = True
+
+    async def _connect_once(self) -> None:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._backend.connect()
@@ -106,6 +128,29 @@ class RedisQuota:
             pending.append((i, bucket, args))
         if pending:
             await self._ask_redis(pending, now, results)
+        return results
+
+    async def handle_rate_limits(self, calls: Sequence[RateLimitCall]) -> list[RateLimitResult]:
+        """Envoy's rate limits of one ShouldRateLimit request, in one Redis round trip (one per hash slot
+        on a Cluster); a counter Redis said is used up is answered here until room opens."""
+        if not self._tried:  # a handler without quotas connects on its first rate limit request
+            if self._first_connect is None:
+                self._first_connect = self._env.spawn(self._connect, name=f"{self._env.handler} connect")
+            await asyncio.shield(self._first_connect)  # shared by the requests that come meanwhile
+        now = self._clock()
+        results: list[RateLimitResult] = [_ALLOWED] * len(calls)
+        pending: list[tuple[int, RateLimitBucket, RateLimitCall]] = []
+        for i, call in enumerate(calls):
+            bucket = self._rate_limit_bucket(call)
+            if self._cache and call.hits > 0:
+                until = self._exhausted.until(f"{bucket.state}#{call.limit.max_amount}", now)
+                if until:
+                    self.stats["cached_denials"] += 1
+                    results[i] = RateLimitResult(False, 0, Duration(until - now))
+                    continue
+            pending.append((i, bucket, call))
+        if pending:
+            await self._count_rate_limits(pending, now, results)
         return results
 
     async def close(self) -> None:
@@ -185,6 +230,69 @@ class RedisQuota:
         if self._cache and args.dedup_id and not hit:
             self._answered.add(args.dedup_id, granted, end, now)
         return QuotaResult(granted, Duration(max(0, end - now)))
+
+    async def _count_rate_limits(
+        self,
+        pending: list[tuple[int, RateLimitBucket, RateLimitCall]],
+        now: int,
+        results: list[RateLimitResult],
+    ) -> None:
+        if not self._up:
+            self._fail_rate_limits(pending, results)
+            return
+        operations: list[Operation] = []
+        for _, bucket, call in pending:
+            keys = (bucket.state, bucket.ticks, bucket.state)  # the third: no deduplication id
+            argv = (
+                "r" if bucket.rolling else "a",
+                call.limit.max_amount,
+                call.hits,
+                "0",
+                0,  # no deduplication id
+                bucket.buckets if bucket.rolling else bucket.window // _US,
+                now // bucket.bucket_ns if bucket.rolling else 0,
+                bucket.window // _US,
+                bucket.idle_ms,
+            )
+            operations.append((bucket.tag, keys, argv))
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._slots:
+                    self.stats["redis_calls"] += 1
+                    replies = await self._backend.run(now // _US, operations)
+        except (RedisError, OSError, TimeoutError) as e:
+            if isinstance(e, ResponseError) and not isinstance(e, ReadOnlyError | BusyLoadingError):
+                self._log_error(e)
+            else:
+                self._lost(e)
+            self._fail_rate_limits(pending, results)
+            return
+        for (i, bucket, call), (_hit, granted, when, left) in zip(pending, replies, strict=True):
+            # when: a fixed window's end (us), or the bucket in which room opens again (0: nothing counted)
+            until = (when * bucket.bucket_ns if when else now) if bucket.rolling else when * _US
+            if left <= 0 and self._cache:
+                self._exhausted.add(f"{bucket.state}#{call.limit.max_amount}", until, now)
+            allowed = call.hits <= 0 or granted == call.hits
+            results[i] = RateLimitResult(allowed, left, Duration(max(0, until - now)))
+
+    def _fail_rate_limits(
+        self, pending: list[tuple[int, RateLimitBucket, RateLimitCall]], results: list[RateLimitResult]
+    ) -> None:
+        """Answer as the fail policy says: allowed (open) or not (closed), with status UNAVAILABLE."""
+        self.stats["failed"] += len(pending)
+        message = f"redisquota: Redis at {self._where} is unavailable: {self._reason}"
+        for i, *_ in pending:
+            results[i] = RateLimitResult(self._fail_open, 0, Duration(0), Code.UNAVAILABLE, message)
+
+    def _rate_limit_bucket(self, call: RateLimitCall) -> RateLimitBucket:
+        limit = call.limit
+        key = (call.domain, call.entries, limit.window, limit.algorithm, limit.bucket_duration)
+        bucket = self._rate_limit_buckets.get(key)
+        if bucket is None:
+            if len(self._rate_limit_buckets) >= _MAX_BUCKETS:
+                self._rate_limit_buckets.clear()
+            bucket = self._rate_limit_buckets[key] = make_rate_limit_bucket(call.domain, call.entries, limit)
+        return bucket
 
     def _fail(self, pending: list[tuple[int, Bucket, QuotaArgs]], results: list[QuotaResult]) -> None:
         """Answer as the fail policy says: grant what was asked (open) or nothing (closed)."""

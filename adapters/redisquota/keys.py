@@ -11,6 +11,14 @@ that touches them runs on one node:
 
 `%`, `{`, `}`, `;` and `=` inside names and values are percent-encoded, so distinct buckets never share
 a key and no value can end the hash tag early.
+
+Envoy's rate limits (`handle_rate_limits`) count in keys of the same layout under their own prefix, the
+tag naming the domain, the descriptor entries and the window (so a changed window starts new counters);
+their fixed windows are aligned to the epoch (the script's algorithm "a"):
+
+    mixerd:ratelimit:{edge;remote_address=10.0.0.1;1m}:a        FIXED_WINDOW state {e = window end, u = used}
+    mixerd:ratelimit:{edge;remote_address=10.0.0.1;1m}:r:10s    ROLLING_WINDOW state
+    mixerd:ratelimit:{edge;remote_address=10.0.0.1;1m}:b:10s    ROLLING_WINDOW buckets
 """
 
 from __future__ import annotations
@@ -19,11 +27,12 @@ import math
 import re
 from dataclasses import dataclass
 
-from mixerd.adapter import Duration
+from mixerd.adapter import Duration, RateLimit, RateLimitAlgorithm
 
 from .params import Algorithm, Quota
 
 PREFIX = "mixerd:quota:"
+RATE_LIMIT_PREFIX = "mixerd:ratelimit:"
 _SPECIAL = re.compile(r"[%{};=]")
 _US = 1_000
 
@@ -93,3 +102,37 @@ def _limit(quota: Quota, dims: dict[str, str]) -> int:
         if all(dims.get(k) == v for k, v in override.dimensions.items()):
             return override.max_amount
     return quota.max_amount
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitBucket:
+    """One rate limit counter: its keys and what the script needs to count it (see the module docstring)."""
+
+    tag: str
+    rolling: bool
+    window: int  # ns
+    bucket_ns: int  # ROLLING_WINDOW: the bucket length
+    buckets: int  # ROLLING_WINDOW: buckets per window
+    state: str
+    ticks: str  # ROLLING_WINDOW's bucket list (FIXED_WINDOW: the state key again, unused)
+    idle_ms: int  # how long Redis keeps the keys after their last change
+
+
+def make_rate_limit_bucket(
+    domain: str, entries: tuple[tuple[str, str], ...], limit: RateLimit
+) -> RateLimitBucket:
+    """The counter of `limit` for `domain` and the descriptor `entries` (as handle_rate_limits gets them)."""
+    window = int(limit.window)
+    parts = [escape(domain), *(f"{escape(k)}={escape(v)}" for k, v in entries), str(Duration(window))]
+    tag = "{" + ";".join(parts) + "}"
+    base = RATE_LIMIT_PREFIX + tag
+    window_ms = math.ceil(window / 1_000_000)
+    if limit.algorithm == RateLimitAlgorithm.ROLLING_WINDOW:
+        size = int(limit.bucket_duration)
+        text = str(Duration(size))
+        state, ticks = f"{base}:r:{text}", f"{base}:b:{text}"
+        return RateLimitBucket(
+            tag, True, window, size, math.ceil(window / size), state, ticks, 2 * window_ms + 1_000
+        )
+    # A fixed window's count is dead once its window ends: keep it a second longer, for slow clocks.
+    return RateLimitBucket(tag, False, window, 0, 0, f"{base}:a", f"{base}:a", window_ms + 1_000)

@@ -17,9 +17,10 @@ SOURCE = """\
 --   ticks  ROLLING_WINDOW: a list of "bucket:amount", oldest first (one entry per bucket with grants)
 --   dedup  a string "granted end forget" for the operation's deduplication id
 -- ARGV[1] is "now" in microseconds since the epoch, from mixerd's clock (never Redis's); operation i has
--- ARGV[2+9i .. 10+9i]: algorithm ("f" or "r"), max, amount, best effort ("1"/"0"), how long to remember
--- the dedup id (us, 0: no id), window (us) or buckets per window, the current bucket (rolling),
--- the answer's validity (us, rolling), and how long idle keys live (ms).
+-- ARGV[2+9i .. 10+9i]: algorithm ("f", "r", or "a": a fixed window aligned to the epoch, for Envoy's
+-- rate limits), max, amount, best effort ("1"/"0"), how long to remember the dedup id (us, 0: no id),
+-- window (us) or buckets per window, the current bucket (rolling), the answer's validity (us, rolling),
+-- and how long idle keys live (ms).
 -- Each operation answers "hit granted x left" (hit: 1 for a remembered dedup id), all operations'
 -- answers joined by spaces in one string (cheaper to read than nested arrays): x is the window end
 -- (fixed), the bucket in which room opens again (rolling, when left is 0), or the earlier answer's end.
@@ -32,12 +33,13 @@ local function fit(amount, available, best)
   return 0
 end
 
-local function fixed(state, max, amount, best, window, idle)
+local function fixed(state, max, amount, best, window, idle, aligned)
   local s = redis.call('HMGET', state, 'e', 'u')
   local ends, used = tonumber(s[1]), tonumber(s[2]) or 0
   local fresh = false
   if not ends or now >= ends then
     ends, used, fresh = now + window, 0, true
+    if aligned then ends = now - now % window + window end
   end
   local granted = fit(amount, max - used, best)
   if granted > 0 or fresh then
@@ -119,8 +121,8 @@ for i = 0, #KEYS / 3 - 1 do
   end
   if not answer then
     local ends
-    if algorithm == 'f' then
-      answer = fixed(state, max, amount, best, window, idle)
+    if algorithm == 'f' or algorithm == 'a' then
+      answer = fixed(state, max, amount, best, window, idle, algorithm == 'a')
       ends = answer[3]
     else
       answer = rolling(state, ticks, max, amount, best, window, bucket, idle)

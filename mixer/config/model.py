@@ -10,6 +10,7 @@ from ..adapter import AdapterInfo, InstanceInfo
 from ..attribute import BUILTIN_MANIFEST, AttributeManifest
 from ..lang import CompiledExpression
 from .instances import InstanceBuilder
+from .ratelimit_model import RateLimitDomain
 
 DEFAULT_NAMESPACE = "istio-system"
 
@@ -24,6 +25,7 @@ class HandlerConfig:
     params: Any
     instances: Mapping[str, InstanceInfo]  # what rules send it, by instance FQN
     key: str  # equal keys: the same adapter, params and instances, so a built handler can be reused
+    rate_limits: bool = False  # some ratelimitconfig counts through it (it needs handle_rate_limits)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Snapshot:
     rules: tuple[RuleConfig, ...]
     default_namespace: str = DEFAULT_NAMESPACE
     resources_by_kind: Mapping[str, int] = field(default_factory=dict)  # kinds as written
+    rate_limit_domains: Mapping[str, RateLimitDomain] = field(default_factory=dict)  # by domain
 
 
 EMPTY_SNAPSHOT = Snapshot(BUILTIN_MANIFEST, {}, {}, ())

@@ -18,7 +18,8 @@ API_VERSION = "config.istio.io/v1alpha2"
 API_GROUP = "config.istio.io"
 
 RULE, INSTANCE, HANDLER, MANIFEST = "rule", "instance", "handler", "attributemanifest"
-KINDS = (RULE, INSTANCE, HANDLER, MANIFEST)
+RATELIMIT = "ratelimitconfig"  # mixerd's own: Envoy rate limit domains (docs/envoy/ratelimit.md)
+KINDS = (RULE, INSTANCE, HANDLER, MANIFEST, RATELIMIT)
 _OUT_OF_PROCESS = ("adapter", "template")
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 
@@ -52,7 +53,7 @@ MIXER_ADAPTER_KINDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    kind: str  # as written: rule, instance, handler, attributemanifest, or a legacy kind
+    kind: str  # as written: rule, instance, handler, attributemanifest, ratelimitconfig, or a legacy kind
     name: str
     namespace: str
     spec: Mapping[str, Any]
@@ -181,7 +182,7 @@ def _kind_problem(kind: str, adapters: Collection[str], templates: Collection[st
         installed = ", ".join(adapters) or "none"
         return f"legacy handler kind {kind!r}: no adapter {kind!r} is installed (installed: {installed})"
     return (
-        f"unknown kind {kind!r} (known: rule, instance, handler, attributemanifest, "
+        f"unknown kind {kind!r} (known: rule, instance, handler, attributemanifest, ratelimitconfig, "
         "or an adapter or template name for the legacy kinds)"
     )
 

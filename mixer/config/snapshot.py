@@ -1,8 +1,9 @@
 """A config folder validated and compiled into a `Snapshot`, or rejected whole with every problem.
 
 Order of work: attribute manifests (the types every expression is checked against), handlers (adapter
-and params), instances (template and expressions), rules (match, references, header operations), and
-finally each used handler's own `validate` with the instances rules send it. Any problem rejects the
+and params), instances (template and expressions), rules (match, references, header operations),
+ratelimitconfigs (Envoy rate limit domains and the handlers that count them), and finally each used
+handler's own `validate` with the instances rules send it. Any problem rejects the
 config (DESIGN.md decision 5); Mixer dropped bad pieces one by one instead (MIXER.md 5.6). Every piece
 is checked even when an earlier one failed, so one run lists every problem; the problems come sorted
 by file and document.
@@ -36,7 +37,8 @@ from .model import (
     RuleConfig,
     Snapshot,
 )
-from .resources import HANDLER, INSTANCE, MANIFEST, RULE, Resource, parse_resources
+from .ratelimits import RateLimitContext, compile_ratelimits
+from .resources import HANDLER, INSTANCE, MANIFEST, RATELIMIT, RULE, Resource, parse_resources
 from .rules import RuleContext, compile_rule
 
 __all__ = [
@@ -88,7 +90,7 @@ def _compile(
     default_namespace: str,
     errors: list[ConfigError],
 ) -> Snapshot:
-    by_role: dict[str, list[Resource]] = {RULE: [], INSTANCE: [], HANDLER: [], MANIFEST: []}
+    by_role: dict[str, list[Resource]] = {RULE: [], INSTANCE: [], HANDLER: [], MANIFEST: [], RATELIMIT: []}
     counts: dict[str, int] = {}
     for r in resources:
         role = r.kind if not r.legacy else (HANDLER if r.kind in adapters else INSTANCE)
@@ -128,8 +130,20 @@ def _compile(
         report(r, problems)
         if rule is not None:
             rules.append(rule)
-    used = _used_handlers(ctx.routed, handlers, ctx.instance_resources, errors)
-    return Snapshot(manifest, used, instances, tuple(rules), default_namespace, dict(sorted(counts.items())))
+    limits = RateLimitContext(ctx.handler_resources, handlers, adapters)
+    domains = compile_ratelimits(by_role[RATELIMIT], limits, errors)
+    for fqn in limits.used:  # a handler only a ratelimitconfig names is built too
+        ctx.routed.setdefault(fqn, {})
+    used = _used_handlers(ctx.routed, handlers, ctx.instance_resources, errors, limits.used)
+    return Snapshot(
+        manifest,
+        used,
+        instances,
+        tuple(rules),
+        default_namespace,
+        dict(sorted(counts.items())),
+        dict(sorted(domains.items())),
+    )
 
 
 def _instance(
@@ -172,8 +186,10 @@ def _used_handlers(
     handlers: Mapping[str, CompiledHandler],
     instance_resources: Mapping[str, Resource],
     errors: list[ConfigError],
+    rate_limiting: set[str],
 ) -> dict[str, HandlerConfig]:
-    """The handlers rules send instances to, each checked by its adapter's `validate` with them."""
+    """The handlers rules send instances to (and those ratelimitconfigs count through, in
+    `rate_limiting`), each checked by its adapter's `validate` with the instances rules send it."""
     out: dict[str, HandlerConfig] = {}
     for fqn, infos in routed.items():
         handler = handlers[fqn]
@@ -193,7 +209,8 @@ def _used_handlers(
                 "instances": {i: instance_resources[i].spec for i in sorted(infos)},
             }
         )
-        out[fqn] = HandlerConfig(fqn, adapter, handler.params, dict(sorted(infos.items())), key)
+        instances = dict(sorted(infos.items()))
+        out[fqn] = HandlerConfig(fqn, adapter, handler.params, instances, key, fqn in rate_limiting)
     return out
 
 

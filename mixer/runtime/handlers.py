@@ -104,12 +104,17 @@ async def build_handler(
         _log.error("building handler %s (adapter %s) failed: %s", config.fqn, adapter.name, e, exc_info=True)
         await env.cancel_background()
         return BuiltHandler(config, None, env, failure=f"build failed: {type(e).__name__}: {e}")
-    missing = sorted(
-        {i.template for i in config.instances.values()}
-        - {t for t in adapter.templates if callable(getattr(handler, f"handle_{t}", None))}
-    )
+    missing = [
+        f"handle_{t}"
+        for t in sorted(
+            {i.template for i in config.instances.values()}
+            - {t for t in adapter.templates if callable(getattr(handler, f"handle_{t}", None))}
+        )
+    ]
+    if config.rate_limits and not callable(getattr(handler, "handle_rate_limits", None)):
+        missing.append("handle_rate_limits")
     if missing:  # an adapter bug: the handler cannot take what rules send it, so it is unavailable
-        reason = f"{type(handler).__name__} has no method " + ", ".join(f"handle_{t}" for t in missing)
+        reason = f"{type(handler).__name__} has no method " + ", ".join(missing)
         _log.error("handler %s (adapter %s): %s", config.fqn, adapter.name, reason)
         with contextlib.suppress(Exception):  # release what the build took (a failure is logged)
             await BuiltHandler(config, handler, env).close()

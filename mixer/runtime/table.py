@@ -18,6 +18,7 @@ from ..config.instances import InstanceBuilder
 from ..config.snapshot import HeaderOperationConfig, RuleConfig, Snapshot
 from ..templates import Template
 from .handlers import BuiltHandler
+from .ratelimit import RateLimitRoute, bind_rate_limits
 
 Match = Callable[[AttributeBag], Any] | None  # None: always true
 
@@ -129,6 +130,8 @@ class RoutingTable:
             ns: _routes(default_rules + [r for r in snapshot.rules if r.namespace == ns], snapshot, handlers)
             for ns in others
         }
+        # Envoy's rate limit service: each domain with the handler that counts it.
+        self.rate_limits: dict[str, RateLimitRoute] = bind_rate_limits(snapshot.rate_limit_domains, handlers)
 
     def routes(self, bag: AttributeBag) -> Routes:
         """The routes of the bag's namespace. The namespace attributes are only read (and so only become

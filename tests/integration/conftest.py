@@ -5,6 +5,9 @@
 `config=` or the embedded default rules). Each server runs on its own event loop in a
 background thread, so tests stay plain synchronous functions using grpc's sync client.
 
+`upstream` (a recording HTTP server) and `start_envoy(upstream, ext_authz=..., ratelimit=...,
+access_log=...)` run a real Envoy in front of it (tests/peers/envoy.py); every Envoy stops at teardown.
+
 Handle contract (`MixerServer`): `.address` "127.0.0.1:PORT", `.port`, `.monitoring_url`
 "http://127.0.0.1:PORT", `.monitoring_port`, `.stats` (the live counters) and `.running` (the
 mixerd.server.app.RunningServer).
@@ -16,9 +19,11 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from peers.envoy import EnvoyProxy, Upstream
 
 from mixerd.server.app import RunningServer, start
 from mixerd.server.dispatch import Dispatcher, NoRulesDispatcher
@@ -92,5 +97,24 @@ def start_mixer_server() -> Iterator[Callable[..., MixerServer]]:
         def _start(dispatcher: Dispatcher | None = None, **overrides: Any) -> MixerServer:
             settings = dataclasses.replace(TEST_SETTINGS, **overrides)
             return stack.enter_context(_serve(settings, dispatcher))
+
+        yield _start
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    """A started HTTP/1.1 server that records what it receives and answers 200 (tests/peers/envoy.py)."""
+    with Upstream() as server:
+        yield server
+
+
+@pytest.fixture
+def start_envoy(tmp_path: Path) -> Iterator[Callable[..., EnvoyProxy]]:
+    """`start_envoy(upstream, **options)` starts a real Envoy (options of peers.envoy.EnvoyProxy: ext_authz,
+    ratelimit, access_log, ...) and returns it once LIVE; all stop at teardown."""
+    with ExitStack() as stack:
+
+        def _start(upstream: str | Upstream, **options: Any) -> EnvoyProxy:
+            return stack.enter_context(EnvoyProxy(tmp_path / "envoy", upstream, **options))
 
         yield _start

@@ -104,7 +104,17 @@ def _fields(cls: type) -> list[str]:
 
 @pytest.mark.parametrize(
     "cls",
-    [sdk.AdapterInfo, sdk.InstanceInfo, sdk.CheckResult, sdk.DirectResponse, sdk.QuotaArgs, sdk.QuotaResult],
+    [
+        sdk.AdapterInfo,
+        sdk.InstanceInfo,
+        sdk.CheckResult,
+        sdk.DirectResponse,
+        sdk.QuotaArgs,
+        sdk.QuotaResult,
+        sdk.RateLimitCall,
+        sdk.RateLimit,
+        sdk.RateLimitResult,
+    ],
 )
 def test_every_field_of_the_sdk_types_is_documented(cls: type) -> None:
     rows = _table(_section(ADAPTERS_MD, f"### `{cls.__name__}`"))

@@ -1,14 +1,220 @@
-"""Placeholder: registered by add_envoy_services once written."""
+"""envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs (ALS v3): Envoy's access logs as Reports.
+
+Envoy's gRPC access loggers (`envoy.access_loggers.http_grpc`, `tcp_grpc`) open a client stream and send
+`StreamAccessLogsMessage`s: the first carries the stream identifier (the proxy's node and log name),
+each carries a batch of HTTP or TCP entries. Every entry becomes one report bag
+(accesslog_attributes.py has the mapping, docs/envoy/accesslog.md the table), and the bags of one
+message go through the Report pipeline together, `dispatcher.report(bags)`, in the order received.
+
+The contract, from Envoy's side of it (the API is lossy by design: no acks, no retries):
+- The stream is read for as long as Envoy keeps it open. Report does not wait on telemetry backends
+  (handlers queue, DESIGN decision 6), so a slow or unreachable backend does not slow the reading.
+- Nothing kills a stream but the client: a message that is not valid protobuf, an entry that cannot
+  be mapped, a Report the pipeline fails: each is counted, logged (the first of a stream as a warning,
+  the rest at debug level) and skipped.
+- The response is empty; it is sent when the client closes its side.
+
+Self metrics (on /metrics): `mixerd_envoy_accesslog_streams_total` and `_streams_open`,
+`_entries_total{type="http"|"tcp"}`, `_bags_reported_total`, `_entries_unmappable_total`,
+`_messages_malformed_total`, `_report_errors_total`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import grpc
+from envoy.service.accesslog.v3 import als_pb2
+from google.protobuf.message import DecodeError
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ...attribute import AttributeBag
+from ..dispatch import Dispatcher, DispatchError
+from .accesslog_attributes import (
+    NO_REPORTER,
+    ConnectionBytes,
+    Reporter,
+    UnmappableEntry,
+    http_attributes,
+    reporter_from_node,
+    tcp_attributes,
+)
 
 if TYPE_CHECKING:
     from . import FrontEndContext
 
+SERVICE_NAME: str = als_pb2.DESCRIPTOR.services_by_name["AccessLogService"].full_name
 
-def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str | None:
-    return None
+_log = logging.getLogger(__name__)
+_Message = als_pb2.StreamAccessLogsMessage
+_EMPTY = b""  # StreamAccessLogsResponse has no fields
+_wrap = AttributeBag.wrap
+
+
+class AccessLogStats:
+    """The service's counters (plain ints: the event loop is one thread)."""
+
+    __slots__ = (
+        "bags_reported",
+        "http_entries",
+        "malformed_messages",
+        "report_errors",
+        "streams",
+        "streams_open",
+        "tcp_entries",
+        "unmappable_entries",
+    )
+
+    def __init__(self) -> None:
+        self.streams = 0
+        self.streams_open = 0
+        self.http_entries = 0
+        self.tcp_entries = 0
+        self.bags_reported = 0
+        self.unmappable_entries = 0
+        self.malformed_messages = 0
+        self.report_errors = 0
+
+
+class AccessLogCollector(Collector):
+    """Publishes an AccessLogStats at scrape time."""
+
+    def __init__(self, stats: AccessLogStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats
+        prefix = "mixerd_envoy_accesslog"
+        yield CounterMetricFamily(f"{prefix}_streams", "Access-log streams Envoy opened.", value=s.streams)
+        yield GaugeMetricFamily(
+            f"{prefix}_streams_open", "Access-log streams open now.", value=s.streams_open
+        )
+        entries = CounterMetricFamily(
+            f"{prefix}_entries", "Access-log entries received, by type.", labels=["type"]
+        )
+        entries.add_metric(["http"], s.http_entries)
+        entries.add_metric(["tcp"], s.tcp_entries)
+        yield entries
+        yield CounterMetricFamily(
+            f"{prefix}_bags_reported", "Bags handed to the Report pipeline.", value=s.bags_reported
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_entries_unmappable",
+            "Entries dropped because they could not be mapped to attributes.",
+            value=s.unmappable_entries,
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_messages_malformed",
+            "Stream messages dropped because they were not valid protobuf.",
+            value=s.malformed_messages,
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_report_errors",
+            "Messages whose bags the Report pipeline failed (some rule or adapter failed).",
+            value=s.report_errors,
+        )
+
+
+class _Stream:
+    """What one stream remembers: who sends it, its open TCP connections, whether it complained yet."""
+
+    __slots__ = ("connections", "reporter", "warned")
+
+    def __init__(self) -> None:
+        self.reporter: Reporter = NO_REPORTER
+        self.connections = ConnectionBytes()
+        self.warned = False
+
+    def log(self, text: str, *args: Any, error: BaseException | None = None) -> None:
+        """The stream's first problem is a warning, later ones are debug (a bad proxy can be loud);
+        `error`, an unexpected exception, is logged with its traceback."""
+        level = logging.DEBUG if self.warned else logging.WARNING
+        self.warned = True
+        _log.log(level, text, *args, exc_info=error)
+
+
+class AccessLogService:
+    """StreamAccessLogs over raw bytes (each message is parsed here, so a bad one is skipped alone)."""
+
+    def __init__(self, dispatcher: Dispatcher, stats: AccessLogStats) -> None:
+        self._dispatcher = dispatcher
+        self.stats = stats
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        handlers = {"StreamAccessLogs": grpc.stream_unary_rpc_method_handler(self.stream_access_logs)}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+    async def stream_access_logs(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> bytes:
+        stats = self.stats
+        stats.streams += 1
+        stats.streams_open += 1
+        stream = _Stream()
+        try:
+            async for raw in requests:
+                bags = self._bags(raw, stream)
+                if bags:
+                    await self._report(bags, stream)
+        finally:
+            stats.streams_open -= 1
+        return _EMPTY
+
+    def _bags(self, raw: bytes, stream: _Stream) -> list[AttributeBag]:
+        stats = self.stats
+        try:
+            message = _Message.FromString(raw)
+        except DecodeError as e:
+            stats.malformed_messages += 1
+            stream.log("envoy access log: skipped a malformed StreamAccessLogsMessage: %s", e)
+            return []
+        if message.HasField("identifier"):
+            stream.reporter = reporter_from_node(message.identifier.node)
+        which = message.WhichOneof("log_entries")
+        mapper: Callable[[Any], dict[str, Any]]
+        if which == "http_logs":
+            entries: Any = message.http_logs.log_entry
+            stats.http_entries += len(entries)
+            mapper = partial(http_attributes, reporter=stream.reporter)
+        elif which == "tcp_logs":
+            entries = message.tcp_logs.log_entry
+            stats.tcp_entries += len(entries)
+            mapper = partial(tcp_attributes, reporter=stream.reporter, connections=stream.connections)
+        else:
+            return []
+        bags = []
+        for position, entry in enumerate(entries):
+            try:
+                bags.append(_wrap(mapper(entry)))
+            except UnmappableEntry as e:
+                stats.unmappable_entries += 1
+                stream.log("envoy access log: skipped %s entry %d of a message: %s", which, position, e)
+            except Exception as e:  # a bug of ours must not end Envoy's stream either
+                stats.unmappable_entries += 1
+                stream.log("envoy access log: mapping %s entry %d failed", which, position, error=e)
+        return bags
+
+    async def _report(self, bags: list[AttributeBag], stream: _Stream) -> None:
+        stats = self.stats
+        stats.bags_reported += len(bags)
+        try:
+            await self._dispatcher.report(bags)
+        except DispatchError as e:
+            stats.report_errors += 1
+            stream.log("envoy access log: report of %d bags failed: %s", len(bags), e)
+        except Exception as e:
+            stats.report_errors += 1
+            stream.log("envoy access log: report of %d bags failed", len(bags), error=e)
+
+
+def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
+    """Serve StreamAccessLogs on `server` through `context.dispatcher`; counters go on context.registry."""
+    stats = AccessLogStats()
+    context.registry.register(AccessLogCollector(stats))
+    AccessLogService(context.dispatcher, stats).add_to_server(server)
+    return SERVICE_NAME

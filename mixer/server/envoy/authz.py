@@ -1,14 +1,167 @@
-"""Placeholder: registered by add_envoy_services once written."""
+"""envoy.service.auth.v3.Authorization/Check (Envoy's ext_authz) in front of mixerd's Check dispatch.
+
+Each CheckRequest's AttributeContext becomes an attribute bag (authz_attributes), the same dispatch as
+`istio.mixer.v1.Mixer/Check` decides it (no quotas; the dedup id is `request.id`), and the
+verdict becomes a CheckResponse (authz_response). A verdict cache (verdict_cache) keyed on the
+attributes the rules read answers repeated requests without dispatching; `authz_cache_size` sizes it
+and 0 turns it off. docs/envoy/authz.md is the user's page.
+
+Like the Mixer front-end, the service takes raw bytes (a generic handler without a deserializer), so
+that bytes that are not a CheckRequest get INVALID_ARGUMENT rather than grpc's INTERNAL, and a cached
+answer goes back as the bytes it was stored as.
+
+gRPC statuses (the call's own status; a verdict, allow or deny, is always an OK call):
+- bytes that are not a CheckRequest: INVALID_ARGUMENT `malformed CheckRequest: ...`;
+- a field that cannot become an attribute: INVALID_ARGUMENT naming its path, e.g.
+  `attributes.source.address.socket_address.address: 'x' is not an IP address`;
+- a check adapter fails or times out, an instance cannot be built: INTERNAL
+  `performing check operation failed: <handler FQN>: <reason>`;
+- mixerd itself fails: INTERNAL `mixerd internal error in ext_authz Check (<type>); see the server log`.
+
+Envoy counts a failed call as an ext_authz error: `failure_mode_allow: true` lets the request through,
+otherwise Envoy answers `status_on_error` (403 by default). An answer with `error_response` set would be
+treated the same by Envoy 1.40 but not by older versions, so a failure is a plain gRPC status.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
+from envoy.service.auth.v3 import external_auth_pb2
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+
+from ...attribute import AttributeBag
+from ..dispatch import ALLOW, OK, Dispatcher, DispatchError, QuotaRequest
+from .authz_attributes import AttributeView, BadAttributes
+from .authz_metrics import AuthzCollector, AuthzStats
+from .authz_response import response_bytes
+from .verdict_cache import VerdictCache
 
 if TYPE_CHECKING:
     from . import FrontEndContext
 
+SERVICE_NAME: str = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name
 
-def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str | None:
-    return None
+_log = logging.getLogger(__name__)
+
+_CheckRequest = external_auth_pb2.CheckRequest
+_NO_QUOTAS: dict[str, QuotaRequest] = {}
+_ALLOW_BYTES = response_bytes(ALLOW)
+
+# Status messages travel in HTTP/2 trailers, which clients cap (8 KiB by default); keep well below.
+_MAX_MESSAGE_CHARS = 2000
+
+
+class _Rejection(Exception):
+    """A call mixerd answers with a gRPC error status."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class AuthorizationService:
+    """The Check handler over raw bytes; `add_to_server(server)` registers it."""
+
+    def __init__(self, dispatcher: Dispatcher, cache: VerdictCache | None, stats: AuthzStats) -> None:
+        self._dispatcher = dispatcher
+        self._cache = cache
+        self._stats = stats
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        handlers = {"Check": grpc.unary_unary_rpc_method_handler(self.check)}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+    async def check(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            return await self._check(raw, context.time_remaining())
+        except Exception as e:
+            await self._abort(context, e)
+
+    async def _abort(self, context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
+        if isinstance(error, _Rejection):
+            code, message = error.code, error.message
+        else:
+            _log.error("ext_authz Check failed", exc_info=error)
+            code = grpc.StatusCode.INTERNAL
+            message = f"mixerd internal error in ext_authz Check ({type(error).__name__}); see the server log"
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            self._stats.invalid += 1
+        else:
+            self._stats.error += 1
+        if len(message) > _MAX_MESSAGE_CHARS:
+            message = message[: _MAX_MESSAGE_CHARS - 15] + " ... (truncated)"
+        await context.abort(code, message)
+
+    async def _check(self, raw: bytes, timeout: float | None) -> bytes:
+        try:
+            request = _CheckRequest.FromString(raw)
+        except ProtobufDecodeError as e:
+            raise _Rejection(grpc.StatusCode.INVALID_ARGUMENT, f"malformed CheckRequest: {e}") from None
+        try:
+            view = AttributeView(request.attributes)
+        except BadAttributes as e:
+            raise _Rejection(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
+
+        cache = self._cache
+        generation = 0
+        if cache is not None:
+            # Keyed on the few attributes the rules read, computed from the view: no bag is built.
+            generation = cache.generation()
+            hit = cache.lookup(view)
+            if hit is not None:
+                if hit.allowed:
+                    self._stats.allowed += 1
+                else:
+                    self._stats.denied += 1
+                return hit.body
+
+        values = view.values()
+        bag = AttributeBag.wrap(values)  # the dispatch reads it and never changes `values`
+        try:
+            outcome = await self._dispatcher.check(bag, _NO_QUOTAS, values.get("request.id", ""), timeout)
+        except DispatchError as e:
+            raise _Rejection(grpc.StatusCode.INTERNAL, f"performing check operation failed: {e}") from None
+        body = _ALLOW_BYTES if outcome is ALLOW else response_bytes(outcome)
+        if outcome.status_code == OK:
+            self._stats.allowed += 1
+        else:
+            self._stats.denied += 1
+        if cache is not None:
+            references = bag.reference_items() if outcome.references is None else outcome.references
+            cache.store(
+                generation,
+                references,
+                view,
+                status_code=outcome.status_code,
+                valid_duration_ns=outcome.valid_duration,
+                valid_use_count=outcome.valid_use_count,
+                body=body,
+                generated=_generated_names(bag, values),
+            )
+        return body
+
+
+def _generated_names(bag: AttributeBag, values: dict[str, Any]) -> list[str]:
+    """Attributes that attribute generators added to the bag (the request did not carry them)."""
+    if len(bag) == len(values):
+        return []
+    return [name for name in bag.as_dict() if name not in values]
+
+
+def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
+    """Register the Authorization service and its self metrics; returns the service's full name."""
+    size = context.settings.authz_cache_size
+    cache = None
+    if size > 0:
+        runtime = context.runtime
+        generation = (lambda: runtime.generation) if runtime is not None else (lambda: 0)
+        cache = VerdictCache(size, generation=generation)
+    stats = AuthzStats()
+    context.registry.register(AuthzCollector(stats, cache))
+    AuthorizationService(context.dispatcher, cache, stats).add_to_server(server)
+    return SERVICE_NAME

@@ -1,14 +1,150 @@
-"""Placeholder: registered by add_envoy_services once written."""
+"""envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit: Envoy's rate limit service (RLS).
+
+A request's domain picks a `ratelimitconfig` of the config in force (read from the runtime's routing
+table once per request); its descriptors are matched as envoyproxy/ratelimit matches them and every
+limit they hit is counted by the config's handler (memquota or redisquota) in one call
+(mixerd.runtime.ratelimit). The answer has one status per descriptor, in the request's order, each with
+its `current_limit`, `limit_remaining` and `duration_until_reset`; any status OVER_LIMIT makes the
+overall code OVER_LIMIT.
+
+- A domain no config has: OK for every descriptor (as envoyproxy/ratelimit), counted in
+  `mixerd_ratelimit_domain_not_found_total`.
+- A malformed request: INVALID_ARGUMENT naming the field (`descriptors[1].entries: must not be empty`),
+  or `malformed RateLimitRequest: ...` for bytes that are not one.
+- A backend that cannot be reached: the handler answers as its fail policy says (redisquota's
+  `failPolicy: open` -> OK, `closed` -> OVER_LIMIT), within its own timeout. A handler that raises or
+  does not answer within the caller's deadline (80% of it): UNAVAILABLE, and Envoy applies its own
+  `failure_mode_deny`.
+
+docs/envoy/ratelimit.md is the user's reference.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import time
+from typing import TYPE_CHECKING, Any
 
 import grpc
+from envoy.service.ratelimit.v3 import rls_pb2
+from google.protobuf.message import DecodeError
+
+from ...config.ratelimit_model import UNIT_NAMES, CurrentLimit
+from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed
+from .ratelimit_stats import RateLimitCollector, RateLimitStats
 
 if TYPE_CHECKING:
     from . import FrontEndContext
 
+SERVICE_NAME = rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"].full_name
 
-def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str | None:
-    return None
+_log = logging.getLogger(__name__)
+_Request = rls_pb2.RateLimitRequest
+_CODE_NAMES = {1: "OK", 2: "OVER_LIMIT"}
+_UNITS = ", ".join(UNIT_NAMES[n] for n in sorted(UNIT_NAMES))
+
+
+class BadRequest(ValueError):
+    """A malformed RateLimitRequest; the message names the field."""
+
+
+def decode(request: Any) -> tuple[str, list[DescriptorRequest]]:
+    """The request's domain and descriptors; BadRequest for a malformed one."""
+    domain = request.domain
+    if not domain:
+        raise BadRequest("domain: must not be empty")
+    if not request.descriptors:
+        raise BadRequest("descriptors: must not be empty (send at least one descriptor)")
+    default_hits = request.hits_addend or 1
+    out = []
+    for i, descriptor in enumerate(request.descriptors):
+        entries = descriptor.entries
+        if not entries:
+            raise BadRequest(f"descriptors[{i}].entries: must not be empty")
+        pairs = []
+        for j, entry in enumerate(entries):
+            if not entry.key:
+                raise BadRequest(f"descriptors[{i}].entries[{j}].key: must not be empty")
+            pairs.append((entry.key, entry.value))
+        override = None
+        if descriptor.HasField("limit"):
+            unit = descriptor.limit.unit
+            if unit not in UNIT_NAMES:
+                raise BadRequest(f"descriptors[{i}].limit.unit: {_unit_text(unit)} is not one of {_UNITS}")
+            override = CurrentLimit(descriptor.limit.requests_per_unit, unit)
+        hits = descriptor.hits_addend.value if descriptor.HasField("hits_addend") else default_hits
+        out.append(DescriptorRequest(tuple(pairs), hits, override))
+    return domain, out
+
+
+def _unit_text(unit: int) -> str:
+    names = rls_pb2.RateLimitResponse.RateLimit.Unit
+    try:
+        return names.Name(unit)
+    except ValueError:
+        return str(unit)
+
+
+class RateLimitService:
+    """ShouldRateLimit over raw bytes (grpc's registered-method path); `add_to_server` registers it."""
+
+    def __init__(self, limiter: RateLimiter, stats: RateLimitStats) -> None:
+        self._limiter = limiter
+        self._stats = stats
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        handlers = {"ShouldRateLimit": grpc.unary_unary_rpc_method_handler(self.should_rate_limit)}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+    async def should_rate_limit(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            request = _Request.FromString(raw)
+        except DecodeError as e:
+            self._stats.failed("", "INVALID_ARGUMENT", known=False)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed RateLimitRequest: {e}")
+        try:
+            domain, descriptors = decode(request)
+        except BadRequest as e:
+            known = self._limiter.knows(request.domain)
+            self._stats.failed(request.domain, "INVALID_ARGUMENT", known=known)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        try:
+            decision = await self._limiter.decide(domain, descriptors, context.time_remaining())
+        except RateLimitFailed as e:
+            self._stats.failed(domain, "UNAVAILABLE", known=True)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"rate limit domain {domain!r}: {e}")
+        except Exception as e:  # a bug: logged, and a generic answer (no internals on the wire)
+            _log.error("ShouldRateLimit failed", exc_info=e)
+            self._stats.failed(domain, "INTERNAL", known=True)
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"mixerd internal error in ShouldRateLimit ({type(e).__name__})"
+            )
+        self._stats.record(domain, decision, _CODE_NAMES[decision.code])
+        return encode(decision).SerializeToString()
+
+
+def encode(decision: Any) -> Any:
+    response = rls_pb2.RateLimitResponse(overall_code=decision.code)
+    add = response.statuses.add
+    for verdict in decision.statuses:
+        status = add(code=verdict.code, limit_remaining=verdict.remaining)
+        current = verdict.current
+        if current is not None:
+            limit = status.current_limit
+            limit.requests_per_unit = current.requests_per_unit
+            limit.unit = current.unit
+            if current.name:
+                limit.name = current.name
+            status.duration_until_reset.FromNanoseconds(verdict.reset)
+    return response
+
+
+def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
+    runtime = context.runtime
+    clock = runtime.clock if runtime is not None else time.time_ns
+    limiter = RateLimiter(runtime, clock, context.settings.adapter_timeout)
+    stats = RateLimitStats()
+    context.registry.register(RateLimitCollector(stats))
+    RateLimitService(limiter, stats).add_to_server(server)
+    return SERVICE_NAME

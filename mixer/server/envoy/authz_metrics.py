@@ -1,0 +1,74 @@
+"""The ext_authz front-end's self metrics, published on mixerd's /metrics at scrape time.
+
+- `mixerd_authz_requests_total{outcome}`: Check calls by answer: `allowed` (OK), `denied` (a deny
+  verdict), `error` (a gRPC error status: an adapter failed or timed out, or mixerd failed), `invalid`
+  (INVALID_ARGUMENT: the request could not be read);
+- `mixerd_authz_cache_hits_total`, `mixerd_authz_cache_misses_total`: Checks the verdict cache answered,
+  and those it could not (dispatched to the rules);
+- `mixerd_authz_cache_evictions_total{reason}`: verdicts dropped: `size` (to stay within
+  authz_cache_size), `expired` (past their valid duration), `used_up` (out of uses), `reload` (the
+  config changed);
+- `mixerd_authz_cache_entries`: verdicts held now (a gauge).
+
+The cache metrics are published only while the cache is on (`authz_cache_size` above 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .verdict_cache import EVICTION_REASONS, VerdictCache
+
+ALLOWED, DENIED, ERROR, INVALID = "allowed", "denied", "error", "invalid"
+OUTCOMES = (ALLOWED, DENIED, ERROR, INVALID)
+
+
+class AuthzStats:
+    """Request counts by outcome; plain ints bumped on the event loop (see mixerd.server.stats)."""
+
+    __slots__ = ("allowed", "denied", "error", "invalid")
+
+    def __init__(self) -> None:
+        self.allowed = 0
+        self.denied = 0
+        self.error = 0
+        self.invalid = 0
+
+
+class AuthzCollector(Collector):
+    def __init__(self, stats: AuthzStats, cache: VerdictCache | None) -> None:
+        self._stats = stats
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "mixerd_authz_requests", "ext_authz Check calls answered, by outcome.", labels=["outcome"]
+        )
+        for outcome in OUTCOMES:
+            requests.add_metric([outcome], getattr(self._stats, outcome))
+        yield requests
+        cache = self._cache
+        if cache is None:
+            return
+        yield CounterMetricFamily(
+            "mixerd_authz_cache_hits", "ext_authz Checks answered from the verdict cache.", value=cache.hits
+        )
+        yield CounterMetricFamily(
+            "mixerd_authz_cache_misses",
+            "ext_authz Checks the verdict cache could not answer.",
+            value=cache.misses,
+        )
+        evictions = CounterMetricFamily(
+            "mixerd_authz_cache_evictions",
+            "Verdicts dropped from the ext_authz cache, by reason.",
+            labels=["reason"],
+        )
+        for reason in EVICTION_REASONS:
+            evictions.add_metric([reason], cache.evictions[reason])
+        yield evictions
+        yield GaugeMetricFamily(
+            "mixerd_authz_cache_entries", "Verdicts in the ext_authz cache now.", value=len(cache)
+        )
