@@ -56,6 +56,7 @@ RLS = "envoy.service.ratelimit.v3.RateLimitService"
 ALS = "envoy.service.accesslog.v3.AccessLogService"
 DOMAIN = "bench"  # bench/configs/envoy/ratelimit.yaml's domain
 DESCRIPTORS = [[generic_key("api"), request_header("x-user", "user")]]
+STALL = 0.02  # a client that starts a request this late shows a machine too busy to measure on
 DEFAULT_TIMEOUTS = {"ext_authz": "200 ms", "ratelimit": "20 ms"}
 
 
@@ -234,6 +235,12 @@ def _print(scenarios: list[Scenario], results: dict[str, list[LoadResult]], args
         f"Envoy's default timeouts (the benchmark keeps them): ext_authz {DEFAULT_TIMEOUTS['ext_authz']}, "
         f"ratelimit {DEFAULT_TIMEOUTS['ratelimit']}"
     )
+    disturbed = sum(r.max_start_lag > STALL for runs in results.values() for r in runs)
+    if disturbed:
+        print(
+            f"WARNING: in {disturbed} of {sum(map(len, results.values()))} rounds the client itself started "
+            f"a request over {STALL * 1000:.0f} ms late: the machine was busy; rerun on a quiet machine"
+        )
     for scenario in scenarios:
         assert scenario.proxy is not None
         runs = results[scenario.name]

@@ -6,7 +6,9 @@ beside memquota's, and exactly one Redis round trip per Check (counted with INFO
 Every Check carries its own deduplication id (as a proxy sends), asks for `requestcount` amount 1, and
 the limits are high enough that nothing is denied, so every redisquota Check goes to Redis (the honest
 cost; `--exhausted` instead sets a limit of 1 per minute, so the exhausted cache answers nearly all).
-Rounds alternate the servers; server CPU is read from /proc around each phase (mixerd's and, for
+`mem+await` is memquota answering after one `await asyncio.sleep(0)`: the cost of the Check's coroutine
+suspending once inside grpc.aio, which every backend reached over a socket pays. Rounds alternate the
+servers; server CPU is read from /proc around each phase (mixerd's and, for
 redisquota, redis-server's own).
 
 Usage: python bench/quota_redis.py [--calls N] [--rounds N] [--clients N] [--exhausted]
@@ -52,6 +54,20 @@ LAUNCHER = (
     "sys.exit(main(sys.argv[1:]))\n"
 )
 
+#: `mixerd serve` whose memquota answers after one `await asyncio.sleep(0)`: what one suspension of the
+#: Check costs inside grpc.aio, the least any quota backend reached over the network adds to memquota.
+SUSPENDED = (
+    "import asyncio, sys\n"
+    "from mixerd_adapters.memquota.handler import MemQuota\n"
+    "answer = MemQuota.handle_quota\n"
+    "async def after_one_suspension(self, instance, args):\n"
+    "    await asyncio.sleep(0)\n"
+    "    return answer(self, instance, args)\n"
+    "MemQuota.handle_quota = after_one_suspension\n"
+    "from mixerd.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
 CONFIG = """\
 apiVersion: config.istio.io/v1alpha2
 kind: handler
@@ -90,7 +106,7 @@ def _params(adapter: str, redis_url: str, exhausted: bool) -> str:
     )
 
 
-def _bodies(client: int, calls: int) -> list[bytes]:
+def check_bodies(client: int, calls: int) -> list[bytes]:
     request = mixer_pb2.CheckRequest(attributes=encode_attributes(typical_http_bag()), global_word_count=222)
     request.quotas["requestcount"].amount = 1
     out = []
@@ -120,7 +136,7 @@ def load(
     """(server CPU s, redis CPU s, latencies) while `clients` processes make `calls` Checks each."""
     ctx = mp.get_context("spawn")
     start, done = ctx.Barrier(clients + 1), ctx.Queue()
-    bodies = [_bodies(c, calls) for c in range(clients)]
+    bodies = [check_bodies(c, calls) for c in range(clients)]
     procs = [ctx.Process(target=_client, args=(server.address, b, start, done)) for b in bodies]
     for p in procs:
         p.start()
@@ -194,9 +210,10 @@ def main() -> None:
         with (
             server_process([str(HERE / "floor_server.py")], r"serving on (\S+)") as floor,
             server_process(["-m", "mixerd", *SERVE, "--config", str(folders["memquota"])], READY) as mem,
+            server_process(["-c", SUSPENDED, *SERVE, "--config", str(folders["memquota"])], READY) as sus,
             server_process(["-c", LAUNCHER, *SERVE, "--config", str(folders["redisquota"])], READY) as red,
         ):
-            runs = [("floor", floor), ("memquota", mem), ("redisquota", red)]
+            runs = [("floor", floor), ("memquota", mem), ("mem+await", sus), ("redisquota", red)]
             for _ in range(args.rounds):
                 for name, server in runs:
                     if name == "redisquota":

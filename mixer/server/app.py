@@ -79,6 +79,7 @@ class RunningServer:
     _monitoring_app: MonitoringApp = field(repr=False)
     _monitoring: MonitoringServer = field(repr=False)
     _watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -113,6 +114,7 @@ class RunningServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         await self._health.enter_graceful_shutdown()
+        self._stopping.set()  # Envoy's access-log streams end now (they would hold the whole grace)
         await self._grpc.stop(self.settings.shutdown_grace if grace is None else grace)
         if self.runtime is not None:
             await self.runtime.close()
@@ -202,7 +204,8 @@ async def start(
 
     server = grpc.aio.server(options=_grpc_options(settings))
     MixerApi(dispatcher, stats).add_to_server(server)
-    envoy_services = add_envoy_services(server, FrontEndContext(dispatcher, runtime, registry, settings))
+    front_end = FrontEndContext(dispatcher, runtime, registry, settings)
+    envoy_services = add_envoy_services(server, front_end)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -241,4 +244,5 @@ async def start(
         _monitoring_app=monitoring_app,
         _monitoring=monitoring,
         _watcher=watcher,
+        _stopping=front_end.stopping,
     )

@@ -453,6 +453,36 @@ def test_an_open_stream_is_counted_until_envoy_closes_it(doc_server: Any) -> Non
     assert (metrics["streams_open"], metrics["streams_total"]) == (0.0, 1.0)
 
 
+def test_stopping_the_server_ends_open_streams_with_the_empty_answer(
+    tmp_path: Path, start_mixer_server: Callable[..., Any]
+) -> None:
+    """Envoy keeps its stream open for ever; a stopping mixerd ends it (OK, empty answer) at once rather
+    than holding shutdown for the whole grace, so Envoy reconnects to another replica."""
+    (tmp_path / "rules.yaml").write_text(doc_rules())
+    server = start_mixer_server(config=str(tmp_path), prometheus_port=0, shutdown_grace=60.0)
+    outbox: queue.Queue[Message | None] = queue.Queue()
+
+    def messages() -> Iterator[Message]:
+        while (message := outbox.get()) is not None:
+            yield message
+
+    answers: list[Any] = []
+    caller = threading.Thread(target=lambda: answers.append(stream(server.address, messages())))
+    caller.start()
+    try:
+        outbox.put(http_message(entry(REVIEWS_INBOUND, 200), node=doc_node()))
+        deadline = time.monotonic() + 20
+        while als_metrics(server.monitoring_url)["bags_reported_total"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.stop()  # with the 60 s grace: returns once the stream has ended
+        caller.join(30)
+        # The client never closed its side, yet its call ended with the service's answer.
+        assert answers == [als_pb2.StreamAccessLogsResponse()]
+    finally:
+        outbox.put(None)
+        caller.join(30)
+
+
 def test_reflection_lists_the_access_log_service(mixer_server: Any) -> None:
     with grpc.insecure_channel(mixer_server.address) as channel:
         services = ProtoReflectionDescriptorDatabase(channel).get_services()

@@ -324,3 +324,39 @@ def test_a_reload_never_serves_a_verdict_of_the_old_config(tmp_path: Path) -> No
         assert mixer.metric('mixerd_authz_cache_evictions_total{reason="reload"}') >= 1
         assert call(mixer.address, alice).status.code == 7  # and the new verdict is cached in turn
         assert mixer.metric("mixerd_authz_cache_hits_total") == 2
+
+
+def test_a_bad_request_is_refused_even_when_a_verdict_would_match(start_mixer_server: Any) -> None:
+    server = start_mixer_server(Recording())
+    call(server.address, check_request(headers={"x-user": "alice"}))  # cached: it read only x-user
+    request = check_request(headers={"x-user": "alice"})
+    request.attributes.source.address.socket_address.address = "10.0.0.999"
+    assert rpc_error(server.address, request).code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+class Generating(SimpleDispatcher):
+    """Fills source.namespace in the way an attribute generator does, and lets only "generated" pass."""
+
+    def __init__(self) -> None:
+        self.preconditions = 0
+
+    async def precondition(self, bag: AttributeBag) -> CheckOutcome:
+        self.preconditions += 1
+        bag.merge_under({"source.namespace": "generated"})
+        namespace = bag.get("source.namespace")
+        return CheckOutcome() if namespace == "generated" else CheckOutcome(status_code=7, message=namespace)
+
+
+def test_a_verdict_on_generated_attributes_is_not_used_when_the_request_carries_them(
+    start_mixer_server: Any,
+) -> None:
+    dispatcher = Generating()
+    server = start_mixer_server(dispatcher)
+    assert call(server.address, check_request()).status.code == 0
+    assert call(server.address, check_request()).status.code == 0  # from the cache
+    assert dispatcher.preconditions == 1
+    request = check_request()
+    request.attributes.source.principal = "spiffe://cluster.local/ns/intruder/sa/x"  # source.namespace
+    response = call(server.address, request)
+    assert (response.status.code, response.status.message) == (7, "intruder")
+    assert dispatcher.preconditions == 2

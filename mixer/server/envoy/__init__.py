@@ -10,7 +10,8 @@ so one rule set serves both kinds of proxy. Message and service classes come fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -28,6 +29,9 @@ class FrontEndContext:
     runtime: Runtime | None
     registry: CollectorRegistry  # register self metrics here (a Collector of your own)
     settings: Settings
+    #: Set when the server starts to stop: long-lived streams (Envoy's access logs) end then, so the
+    #: proxy reconnects to another replica at once instead of holding shutdown for the whole grace.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def add_envoy_services(server: grpc.aio.Server, context: FrontEndContext) -> list[str]:

@@ -21,6 +21,7 @@ Self metrics (on /metrics): `mixerd_envoy_accesslog_streams_total` and `_streams
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
@@ -140,9 +141,12 @@ class _Stream:
 class AccessLogService:
     """StreamAccessLogs over raw bytes (each message is parsed here, so a bad one is skipped alone)."""
 
-    def __init__(self, dispatcher: Dispatcher, stats: AccessLogStats) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, stats: AccessLogStats, stopping: asyncio.Event | None = None
+    ) -> None:
         self._dispatcher = dispatcher
         self.stats = stats
+        self._stopping = stopping or asyncio.Event()
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {"StreamAccessLogs": grpc.stream_unary_rpc_method_handler(self.stream_access_logs)}
@@ -157,13 +161,13 @@ class AccessLogService:
         stats.streams_open += 1
         stream = _Stream()
         try:
-            async for raw in requests:
+            async for raw in _until(requests, self._stopping):
                 bags = self._bags(raw, stream)
                 if bags:
                     await self._report(bags, stream)
         finally:
             stats.streams_open -= 1
-        return _EMPTY
+        return _EMPTY  # also when stopping: the stream ends cleanly and Envoy opens a new one elsewhere
 
     def _bags(self, raw: bytes, stream: _Stream) -> list[AttributeBag]:
         stats = self.stats
@@ -212,9 +216,35 @@ class AccessLogService:
             stream.log("envoy access log: report of %d bags failed", len(bags), error=e)
 
 
+async def _until(messages: AsyncIterator[bytes], stopping: asyncio.Event) -> AsyncIterator[bytes]:
+    """The stream's messages until the client closes it or the server starts stopping.
+
+    Each wait races the next message against `stopping` (one task per message: a message is a batch of
+    entries, flushed about once a second).
+    """
+    if stopping.is_set():
+        return
+    iterator = aiter(messages)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(iterator))
+            await asyncio.wait((following, stop), return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                return
+            try:
+                message = following.result()
+            except StopAsyncIteration:
+                return
+            yield message
+    finally:
+        stop.cancel()
+
+
 def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
     """Serve StreamAccessLogs on `server` through `context.dispatcher`; counters go on context.registry."""
     stats = AccessLogStats()
     context.registry.register(AccessLogCollector(stats))
-    AccessLogService(context.dispatcher, stats).add_to_server(server)
+    AccessLogService(context.dispatcher, stats, context.stopping).add_to_server(server)
     return SERVICE_NAME

@@ -13,6 +13,8 @@ from envoy.service.auth.v3 import attribute_context_pb2
 
 from mixerd.attribute import BUILTIN_MANIFEST, Timestamp, ValueType
 from mixerd.server.envoy.authz_attributes import (
+    ATTRIBUTE_NAMES,
+    AttributeView,
     BadAttributes,
     attributes_of,
     ip_bytes,
@@ -294,4 +296,47 @@ def documented_attributes() -> set[str]:
 
 
 def test_the_doc_table_lists_exactly_the_attributes_the_mapping_makes() -> None:
-    assert documented_attributes() == set(attributes_of(full_context()))
+    assert documented_attributes() == set(attributes_of(full_context())) == set(ATTRIBUTE_NAMES)
+
+
+# -- the view the verdict cache reads -------------------------------------------------------------------
+
+
+def _raw_headers_context() -> Any:
+    context = AttributeContext()
+    context.request.http.path = "/a?b=c"
+    context.request.http.header_map.headers.add(key="X-User", raw_value=b"alice")
+    context.request.http.header_map.headers.add(key="x-request-id", raw_value=b"r-9")
+    context.request.http.header_map.headers.add(key="content-type", raw_value=b"application/grpc")
+    return context
+
+
+def _tcp_context() -> Any:
+    context = AttributeContext()
+    context.source.address.socket_address.address = "10.0.0.1"
+    context.context_extensions["tenant"] = "gold"
+    return context
+
+
+def _headerless_context() -> Any:
+    context = AttributeContext()
+    context.request.http.method = "GET"
+    context.request.http.id = "17"
+    return context
+
+
+@pytest.mark.parametrize(
+    "make",
+    [full_context, AttributeContext, _raw_headers_context, _tcp_context, _headerless_context],
+    ids=["full", "empty", "raw headers", "tcp", "no headers"],
+)
+def test_the_view_reads_every_attribute_as_the_bag_has_it(make: Any) -> None:
+    view = AttributeView(make())
+    bag = view.values()
+    for name in set(BUILTIN_MANIFEST) | set(ATTRIBUTE_NAMES):
+        assert view.get(name) == bag.get(name), name
+        assert view.has(name) is (name in bag), name
+        if BUILTIN_MANIFEST.get(name) is ValueType.STRING_MAP:
+            mapping = bag.get(name) or {}
+            for key in [*mapping, "no-such-key"]:
+                assert view.map_value(name, key) == mapping.get(key), (name, key)
