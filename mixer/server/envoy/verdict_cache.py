@@ -15,9 +15,10 @@ Check (MIXER.md 8.5), on the server side:
   is never answered from a verdict computed with the generated value.
 
 Terms: a verdict serves at most `valid_use_count` requests in all (the miss that computed it is the first)
-and expires `valid_duration` after it was stored, on the injected monotonic `clock` (nanoseconds). A
-verdict with either term at 0 or below is not stored, nor is one whose code says the check itself failed
-(UNKNOWN, DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNAVAILABLE, DATA_LOSS): those are errors, not decisions.
+and expires `valid_duration` after it was stored, on the injected monotonic `clock` (nanoseconds). Not
+stored: a verdict with no duration or with a use count of 1 or less (it may serve no other request), and
+one whose code says the check itself failed (UNKNOWN, DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNAVAILABLE,
+DATA_LOSS): those are errors, not decisions.
 
 Bounds: at most `max_entries` verdicts, least recently used evicted first; at most `max_shapes` shapes
 (dropping one drops its verdicts). Config reloads: `generation()` (the runtime's config generation) is
@@ -66,7 +67,7 @@ class CachedVerdict:
 
 def _frozen(value: Any) -> Any:
     """A hashable stand-in for an attribute value (a whole string map becomes its sorted items)."""
-    if isinstance(value, Mapping):
+    if type(value) is dict:  # the only mutable kind of attribute value (STRING_MAP)
         return tuple(sorted(value.items()))
     return value
 
@@ -136,20 +137,21 @@ class Shape:
     def key(self, attributes: Attributes) -> tuple[Any, ...] | None:
         """The cache key for a request with these attributes, or None when the shape's conditions do not
         hold for it."""
+        has, get, map_value = attributes.has, attributes.get, attributes.map_value
         for name in self.absent:
-            if attributes.has(name):
+            if has(name):
                 return None
         for name, map_key in self.absent_keys:
-            if not attributes.has(name) or attributes.map_value(name, map_key) is not None:
+            if not has(name) or map_value(name, map_key) is not None:
                 return None
         key: list[Any] = [self.id]
         for name in self.exact:
-            value = attributes.get(name)
+            value = get(name)
             if value is None:
                 return None
             key.append(_frozen(value))
         for name, map_key in self.exact_keys:
-            value = attributes.map_value(name, map_key)
+            value = map_value(name, map_key)
             if value is None:
                 return None
             key.append(value)
