@@ -1,16 +1,26 @@
-"""Shared helpers for the benchmarks: timing loops, server processes and their CPU use."""
+"""Shared helpers for the benchmarks: timing loops, server processes and their CPU use, a local
+redis-server, the client processes that load a server over gRPC (`drive`), and the tables the scripts
+print."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import re
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import grpc
+import redis
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -70,3 +80,198 @@ def server_process(args: list[str], ready: str) -> Iterator[ServerProcess]:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@dataclass
+class RedisProcess:
+    """A running redis-server (`redis_process`): its process, a client to it, and its URL for configs."""
+
+    proc: subprocess.Popen[bytes]
+    client: redis.Redis
+    url: str
+
+    def script_calls(self) -> int:
+        """Lua script calls (EVALSHA and EVAL) since the start or `client.config_resetstat()`."""
+        stats = self.client.info("commandstats")
+        return sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
+
+
+@contextmanager
+def redis_process(folder: Path) -> Iterator[RedisProcess]:
+    """A redis-server on a free loopback port, without persistence, its files in `folder`; once it answers
+    PING. Exits the script with a hint when redis-server is not installed."""
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server is not installed: run tests/peers/install.sh")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [
+            *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+            *("--dir", str(folder), "--logfile", str(folder / "redis.log")),
+        ]
+    )
+    client = redis.Redis(port=port)
+    try:
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        yield RedisProcess(proc, client, f"redis://127.0.0.1:{port}")
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+#: Calls (or stream messages) each client sends before the measured phase: channel set-up and the
+#: server's first-call costs stay out of the figures.
+WARM_UP = 20
+
+
+class Driven(NamedTuple):
+    """What one `drive` measured."""
+
+    cpu: float  #: the server's CPU seconds during the measured phase
+    latencies: list[float]  #: seconds per measured call (per stream with `stream=True`), all clients
+    also_cpu: list[float]  #: CPU seconds of each of `also_pids`, in their order, over the same phase
+
+
+def drive(
+    server: ServerProcess,
+    method: str,
+    bodies_per_client: Sequence[Sequence[bytes]],
+    *,
+    warm_up: int = WARM_UP,
+    stream: bool = False,
+    also_pids: Sequence[int] = (),
+) -> Driven:
+    """Load `server`'s gRPC `method` from one client process per entry of `bodies_per_client`.
+
+    Each client sends its first `warm_up` bodies unmeasured, then waits at a barrier with the others and
+    this process, then sends the rest one call at a time (sync, one call in flight), timing each. With
+    `stream=True` the method is client-streaming: the warm-up bodies go on one stream and the rest on a
+    second one, timed as a whole. Bodies are raw bytes both ways, so clients do no protobuf work.
+
+    The server's CPU (and that of `also_pids`, e.g. a redis-server it calls) is read from /proc when all
+    clients have passed the barrier and again when the last has finished, so neither client start-up nor
+    the warm-up counts. Repeating one bytes object in a list is cheap: it is pickled to a client once.
+    """
+    ctx = mp.get_context("spawn")
+    start, done = ctx.Barrier(len(bodies_per_client) + 1), ctx.Queue()
+    client = _stream_client if stream else _unary_client
+    procs = [
+        ctx.Process(target=client, args=(server.address, method, bodies, warm_up, start, done))
+        for bodies in bodies_per_client
+    ]
+    for p in procs:
+        p.start()
+    start.wait()
+    cpu0 = server.cpu()
+    also0 = [process_cpu_seconds(pid) for pid in also_pids]
+    latencies = [x for _ in procs for x in done.get()]
+    cpu = server.cpu() - cpu0
+    also = [process_cpu_seconds(pid) - used for pid, used in zip(also_pids, also0, strict=True)]
+    for p in procs:
+        p.join()
+    return Driven(cpu, latencies, also)
+
+
+def same_body(body: bytes, calls: int, clients: int) -> list[list[bytes]]:
+    """`drive`'s bodies when every client sends `body` `calls` times (after `WARM_UP` more)."""
+    return [[body] * (WARM_UP + calls)] * clients
+
+
+def _unary_client(
+    address: str, method: str, bodies: Sequence[bytes], warm_up: int, start: Any, done: Any
+) -> None:
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(method)
+        for body in bodies[:warm_up]:
+            call(body, timeout=30)
+        start.wait()
+        latencies = []
+        for body in bodies[warm_up:]:
+            t = time.perf_counter()
+            call(body, timeout=30)
+            latencies.append(time.perf_counter() - t)
+        done.put(latencies)
+
+
+def _stream_client(
+    address: str, method: str, bodies: Sequence[bytes], warm_up: int, start: Any, done: Any
+) -> None:
+    with grpc.insecure_channel(address) as channel:
+        call = channel.stream_unary(method)
+        if warm_up:
+            call(iter(bodies[:warm_up]), timeout=600)
+        start.wait()
+        t = time.perf_counter()
+        call(iter(bodies[warm_up:]), timeout=600)
+        done.put([time.perf_counter() - t])
+
+
+class RedisRounds(NamedTuple):
+    """What `rounds_beside_redis` measured: one figure per round unless said otherwise."""
+
+    us_per_call: dict[str, list[float]]  #: server CPU per measured call, by run name
+    latencies: dict[str, list[float]]  #: every measured call's latency (s), by run name
+    redis_us_per_call: list[float]  #: redis-server's own CPU per call of the Redis run
+    script_calls: list[float]  #: Lua script calls per call of the Redis run, warm-up calls included
+
+    def print(self, call: str) -> None:
+        """The medians against the floor, redis-server's own CPU, the script calls per `call` (what a
+        call is called) and the latencies."""
+        print_against_floor(self.us_per_call, 10)
+        print(f"  redis-server {statistics.median(self.redis_us_per_call):5.1f} us/call (its own process)")
+        trips = ", ".join(f"{r:.3f}" for r in self.script_calls)
+        print(f"Redis script calls per {call} (INFO commandstats): {trips}")
+        print_latencies(self.latencies, 10)
+
+
+def rounds_beside_redis(
+    runs: Sequence[tuple[str, ServerProcess]],
+    redis_run: str,
+    store: RedisProcess,
+    method: str,
+    bodies: Callable[[], list[list[bytes]]],
+    rounds: int,
+) -> RedisRounds:
+    """`rounds` rounds of `drive` on each of `runs` in turn (fresh `bodies()` each time, so ids stay
+    unique); for the run named `redis_run`, also redis-server's CPU and its Lua script calls, the
+    commandstats reset before each of its phases."""
+    out = RedisRounds({}, {}, [], [])
+    for _ in range(rounds):
+        for name, server in runs:
+            on_redis = name == redis_run
+            if on_redis:
+                store.client.config_resetstat()
+            per_client = bodies()
+            used, lat, also = drive(
+                server, method, per_client, also_pids=[store.proc.pid] if on_redis else []
+            )
+            out.us_per_call.setdefault(name, []).append(used / len(lat) * 1e6)
+            out.latencies.setdefault(name, []).extend(lat)
+            if on_redis:
+                out.redis_us_per_call.append(also[0] / len(lat) * 1e6)
+                # The warm-up calls reach Redis too.
+                out.script_calls.append(store.script_calls() / (len(lat) + WARM_UP * len(per_client)))
+    return out
+
+
+def print_against_floor(us_per_call: Mapping[str, list[float]], width: int) -> None:
+    """One line per server: the median of its rounds (us/call) and its ratio to the "floor" entry's."""
+    floor_us = statistics.median(us_per_call["floor"])
+    for name, samples in us_per_call.items():
+        us = statistics.median(samples)
+        print(f"  {name:{width}s} {us:7.1f} us/call   ratio {us / floor_us:.2f}x floor")
+
+
+def print_latencies(latencies: Mapping[str, list[float]], width: int) -> None:
+    """Client-side p50 and p99 of each set of latencies (seconds), in milliseconds."""
+    print("client-side latency p50 / p99 (ms)")
+    for name, values in latencies.items():
+        q = statistics.quantiles(values, n=100)
+        print(f"  {name:{width}s} {q[49] * 1e3:6.2f} / {q[98] * 1e3:6.2f}")

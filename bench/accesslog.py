@@ -18,19 +18,16 @@ Usage: python bench/accesslog.py [--batches N] [--rounds N] [--clients N]
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import statistics
 import sys
 import tempfile
-from typing import Any
 
-import grpc
-from _common import ServerProcess, per_call_us, server_process
+from _common import drive, per_call_us, same_body, server_process
 from envoy.config.core.v3 import base_pb2
 from envoy.data.accesslog.v3 import accesslog_pb2
 from envoy.service.accesslog.v3 import als_pb2
 from google.protobuf import json_format
-from rpc import REPORT, load
+from rpc import REPORT
 
 from mixerd.attribute import encode_report
 from mixerd.bundled import rules_folder
@@ -110,35 +107,6 @@ def http_entry(n: int) -> accesslog_pb2.HTTPAccessLogEntry:
     )
 
 
-def _stream_client(address: str, first: bytes, body: bytes, messages: int, start: Any, done: Any) -> None:
-    with grpc.insecure_channel(address) as channel:
-        call = channel.stream_unary(ALS)  # raw bytes: the client does no protobuf work
-        call(iter([first] * 2), timeout=60)  # warm up
-        start.wait()
-        call(iter([first] + [body] * (messages - 1)), timeout=600)
-        done.put(True)
-
-
-def load_stream(server: ServerProcess, first: bytes, body: bytes, messages: int, clients: int) -> float:
-    """Server CPU seconds while `clients` processes each stream `messages` messages on one stream."""
-    ctx = mp.get_context("spawn")
-    start, done = ctx.Barrier(clients + 1), ctx.Queue()
-    procs = [
-        ctx.Process(target=_stream_client, args=(server.address, first, body, messages, start, done))
-        for _ in range(clients)
-    ]
-    for p in procs:
-        p.start()
-    start.wait()
-    cpu0 = server.cpu()
-    for _ in procs:
-        done.get()
-    cpu = server.cpu() - cpu0
-    for p in procs:
-        p.join()
-    return cpu
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=100, help="100-entry messages (or Reports) per client")
@@ -162,6 +130,11 @@ def main() -> None:
     map_us = per_call_us(lambda: [http_attributes(e, reporter) for e in logs.log_entry]) / ENTRIES
     print(f"in process: parsing {parse_us:.1f} us per entry, mapping to a bag {map_us:.1f} us per entry")
 
+    # Each client keeps one stream open for the whole round, as Envoy does, after a two-message stream to
+    # warm up; a stream's first message carries the identifier.
+    opening = first.SerializeToString()
+    warm_up = [opening] * 2
+    streams = [[*warm_up, opening] + [body] * (args.batches - 1)] * args.clients
     per: dict[str, list[float]] = {}
     work = args.batches * args.clients * ENTRIES
     with (
@@ -173,9 +146,9 @@ def main() -> None:
     ):
         for _ in range(args.rounds):
             for name, server in (("no rules", norules), ("Istio telemetry", istio)):
-                cpu = load_stream(server, first.SerializeToString(), body, args.batches, args.clients)
+                cpu = drive(server, ALS, streams, warm_up=len(warm_up), stream=True).cpu
                 per.setdefault(f"{name}: ALS entry", []).append(cpu / work * 1e6)
-                cpu, _ = load(server, REPORT, report, args.batches, args.clients)
+                cpu = drive(server, REPORT, same_body(report, args.batches, args.clients)).cpu
                 per.setdefault(f"{name}: Report bag", []).append(cpu / work * 1e6)
 
     med = {key: statistics.median(values) for key, values in per.items()}

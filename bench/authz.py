@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import re
 import statistics
 import tempfile
@@ -27,8 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import grpc
-from _common import ServerProcess, server_process
+from _common import WARM_UP, ServerProcess, drive, server_process
 from envoy.service.auth.v3 import external_auth_pb2
 
 from mixerd.plugins import load_adapters
@@ -79,37 +77,6 @@ def envoy_request(n: int) -> bytes:
         }
     )
     return request.SerializeToString()
-
-
-def _client(address: str, method: str, bodies: list[bytes], calls: int, start: Any, done: Any) -> None:
-    with grpc.insecure_channel(address) as channel:
-        call = channel.unary_unary(method)  # raw bytes both ways: the client does no protobuf work
-        for body in bodies[:20]:
-            call(body, timeout=30)
-        start.wait()
-        for i in range(calls):
-            call(bodies[i % len(bodies)], timeout=30)
-        done.put(True)
-
-
-def load(server: ServerProcess, method: str, bodies: list[bytes], calls: int, clients: int) -> float:
-    """Server CPU seconds used while `clients` processes make `calls` calls each."""
-    ctx = mp.get_context("spawn")
-    start, done = ctx.Barrier(clients + 1), ctx.Queue()
-    procs = [
-        ctx.Process(target=_client, args=(server.address, method, bodies, calls, start, done))
-        for _ in range(clients)
-    ]
-    for p in procs:
-        p.start()
-    start.wait()
-    cpu0 = server.cpu()
-    for _ in procs:
-        done.get()
-    used = server.cpu() - cpu0
-    for p in procs:
-        p.join()
-    return used
 
 
 def _monitoring_url(server: ServerProcess) -> str:
@@ -167,6 +134,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     args = parser.parse_args()
     bodies = [envoy_request(n) for n in range(DISTINCT_REQUESTS)]
+    # Every client warms up on the first requests, then cycles through all of them.
+    cycled = bodies[:WARM_UP] + [bodies[i % len(bodies)] for i in range(args.calls)]
 
     cpu: dict[str, list[float]] = {}
     with (
@@ -185,7 +154,7 @@ def main() -> None:
         ]
         for _ in range(args.rounds):
             for name, server, method in runs:
-                used = load(server, method, bodies, args.calls, args.clients)
+                used = drive(server, method, [cycled] * args.clients).cpu
                 cpu.setdefault(name, []).append(used / (args.calls * args.clients) * 1e6)
         hits = _metric(on_metrics, "mixerd_authz_cache_hits_total")
         misses = _metric(on_metrics, "mixerd_authz_cache_misses_total")

@@ -12,13 +12,12 @@ Usage: python bench/policy.py [--calls N] [--rounds N] [--clients N]
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 from pathlib import Path
 
-from _common import server_process
-from quota_redis import load as load_checks
-from rpc import CHECK, load
+from _common import drive, print_against_floor, same_body, server_process
+from quota_redis import check_bodies
+from rpc import CHECK
 
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes
@@ -51,16 +50,14 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, server in runs:
                 if name == "5-rule policy":
-                    used, _, _ = load_checks(server, args.calls, args.clients, None)
+                    bodies = [check_bodies(c, args.calls) for c in range(args.clients)]
                 else:
-                    used, _ = load(server, CHECK, plain, args.calls, args.clients)
+                    bodies = same_body(plain, args.calls, args.clients)
+                used = drive(server, CHECK, bodies).cpu
                 cpu.setdefault(name, []).append(used / (args.calls * args.clients) * 1e6)
 
-    floor_us = statistics.median(cpu["floor"])
     print(f"{args.rounds} rounds, {args.clients} client processes; server CPU per Check (median of rounds)")
-    for name, samples in cpu.items():
-        us = statistics.median(samples)
-        print(f"  {name:14s} {us:7.1f} us/call   ratio {us / floor_us:.2f}x floor")
+    print_against_floor(cpu, 14)
 
 
 if __name__ == "__main__":

@@ -17,19 +17,11 @@ Usage: python bench/quota_redis.py [--calls N] [--rounds N] [--clients N] [--exh
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import shutil
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import grpc
-import redis
-from _common import ServerProcess, process_cpu_seconds, server_process
+from _common import WARM_UP, redis_process, rounds_beside_redis, server_process
 
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes
@@ -38,7 +30,6 @@ from mixerd.testing import typical_http_bag
 HERE = Path(__file__).resolve().parent
 CHECK = "/istio.mixer.v1.Mixer/Check"
 READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
-WARM_UP = 20  # calls per client before each measured phase (they reach Redis too)
 SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
 #: `mixerd serve` with redisquota among its adapters, whether or not mixerd.plugins lists it yet.
 LAUNCHER = (
@@ -107,6 +98,7 @@ def _params(adapter: str, redis_url: str, exhausted: bool) -> str:
 
 
 def check_bodies(client: int, calls: int) -> list[bytes]:
+    """`WARM_UP + calls` Checks for one client, each for the quota and with a deduplication id of its own."""
     request = mixer_pb2.CheckRequest(attributes=encode_attributes(typical_http_bag()), global_word_count=222)
     request.quotas["requestcount"].amount = 1
     out = []
@@ -114,47 +106,6 @@ def check_bodies(client: int, calls: int) -> list[bytes]:
         request.deduplication_id = f"c{client}-{time.time_ns()}-{i}"
         out.append(request.SerializeToString())
     return out
-
-
-def _client(address: str, bodies: list[bytes], start: object, done: object) -> None:
-    with grpc.insecure_channel(address) as channel:
-        call = channel.unary_unary(CHECK)
-        for body in bodies[:WARM_UP]:
-            call(body, timeout=30)
-        start.wait()  # type: ignore[attr-defined]
-        latencies = []
-        for body in bodies[WARM_UP:]:
-            t = time.perf_counter()
-            call(body, timeout=30)
-            latencies.append(time.perf_counter() - t)
-        done.put(latencies)  # type: ignore[attr-defined]
-
-
-def load(
-    server: ServerProcess, calls: int, clients: int, redis_pid: int | None
-) -> tuple[float, float, list[float]]:
-    """(server CPU s, redis CPU s, latencies) while `clients` processes make `calls` Checks each."""
-    ctx = mp.get_context("spawn")
-    start, done = ctx.Barrier(clients + 1), ctx.Queue()
-    bodies = [check_bodies(c, calls) for c in range(clients)]
-    procs = [ctx.Process(target=_client, args=(server.address, b, start, done)) for b in bodies]
-    for p in procs:
-        p.start()
-    start.wait()
-    cpu0 = server.cpu()
-    redis0 = process_cpu_seconds(redis_pid) if redis_pid else 0.0
-    latencies = [x for _ in procs for x in done.get()]
-    cpu = server.cpu() - cpu0
-    redis_cpu = (process_cpu_seconds(redis_pid) - redis0) if redis_pid else 0.0
-    for p in procs:
-        p.join()
-    return cpu, redis_cpu, latencies
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
@@ -166,47 +117,18 @@ def main() -> None:
         "--exhausted", action="store_true", help="a used-up quota: the exhausted cache answers"
     )
     args = parser.parse_args()
-    if shutil.which("redis-server") is None:
-        sys.exit("redis-server is not installed: run tests/peers/install.sh")
 
-    work = Path(tempfile.mkdtemp())
-    port = _free_port()
-    files = ["--dir", str(work), "--logfile", str(work / "redis.log")]
-    redis_proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            *files,
-        ]
-    )
-    url = f"redis://127.0.0.1:{port}"
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.02)
-    folders = {}
-    for adapter in ("memquota", "redisquota"):
-        folder = work / adapter
-        folder.mkdir()
-        text = CONFIG.format(adapter=adapter, params=_params(adapter, url, args.exhausted))
-        (folder / "quota.yaml").write_text(text)
-        folders[adapter] = folder
+    def bodies_per_client() -> list[list[bytes]]:
+        return [check_bodies(c, args.calls) for c in range(args.clients)]
 
-    cpu: dict[str, list[float]] = {}
-    redis_cpu: list[float] = []
-    latencies: dict[str, list[float]] = {}
-    round_trips: list[float] = []
-    try:
+    with tempfile.TemporaryDirectory() as work, redis_process(Path(work)) as store:
+        folders = {}
+        for adapter in ("memquota", "redisquota"):
+            folder = Path(work) / adapter
+            folder.mkdir()
+            text = CONFIG.format(adapter=adapter, params=_params(adapter, store.url, args.exhausted))
+            (folder / "quota.yaml").write_text(text)
+            folders[adapter] = folder
         with (
             server_process([str(HERE / "floor_server.py")], r"serving on (\S+)") as floor,
             server_process(["-m", "mixerd", *SERVE, "--config", str(folders["memquota"])], READY) as mem,
@@ -214,42 +136,12 @@ def main() -> None:
             server_process(["-c", LAUNCHER, *SERVE, "--config", str(folders["redisquota"])], READY) as red,
         ):
             runs = [("floor", floor), ("memquota", mem), ("mem+await", sus), ("redisquota", red)]
-            for _ in range(args.rounds):
-                for name, server in runs:
-                    if name == "redisquota":
-                        client.config_resetstat()
-                    used, used_by_redis, lat = load(
-                        server, args.calls, args.clients, redis_proc.pid if name == "redisquota" else None
-                    )
-                    checks = args.calls * args.clients
-                    cpu.setdefault(name, []).append(used / checks * 1e6)
-                    latencies.setdefault(name, []).extend(lat)
-                    if name == "redisquota":
-                        redis_cpu.append(used_by_redis / checks * 1e6)
-                        stats = client.info("commandstats")
-                        calls = sum(
-                            stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval")
-                        )
-                        round_trips.append(calls / (checks + WARM_UP * args.clients))
-    finally:
-        client.close()
-        redis_proc.terminate()
-        redis_proc.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+            measured = rounds_beside_redis(runs, "redisquota", store, CHECK, bodies_per_client, args.rounds)
 
-    floor_us = statistics.median(cpu["floor"])
     mode = "an exhausted quota (the cache answers)" if args.exhausted else "a quota that always has room"
     print(f"{args.rounds} rounds, {args.clients} client processes, {mode}")
     print("server CPU per Check (median of rounds)")
-    for name, samples in cpu.items():
-        us = statistics.median(samples)
-        print(f"  {name:10s} {us:7.1f} us/call   ratio {us / floor_us:.2f}x floor")
-    print(f"  redis-server {statistics.median(redis_cpu):5.1f} us/call (its own process)")
-    print(f"Redis script calls per Check (INFO commandstats): {', '.join(f'{r:.3f}' for r in round_trips)}")
-    print("client-side latency p50 / p99 (ms)")
-    for name, values in latencies.items():
-        q = statistics.quantiles(values, n=100)
-        print(f"  {name:10s} {q[49] * 1e3:6.2f} / {q[98] * 1e3:6.2f}")
+    measured.print("Check")
 
 
 if __name__ == "__main__":

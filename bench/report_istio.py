@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import server_process
-from rpc import REPORT, load
+from _common import drive, same_body, server_process
+from rpc import REPORT
 
 from mixerd.attribute import encode_report
 from mixerd.bundled import rules_folder
@@ -51,7 +51,7 @@ def main() -> None:
         runs = [("floor", floor), ("no rules", norules), ("Istio telemetry", istio)]
         for _ in range(args.rounds):
             for name, server in runs:
-                used, _ = load(server, REPORT, body, args.batches, args.clients)
+                used = drive(server, REPORT, same_body(body, args.batches, args.clients)).cpu
                 cpu.setdefault(name, []).append(used / (args.batches * args.clients * BAGS) * 1e6)
 
     floor_us = statistics.median(cpu["floor"])

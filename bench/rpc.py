@@ -11,14 +11,11 @@ Usage: python bench/rpc.py [--calls N] [--batches N] [--rounds N] [--clients N]
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import grpc
-from _common import ServerProcess, server_process
+from _common import drive, print_latencies, same_body, server_process
 
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes, encode_report
@@ -27,41 +24,6 @@ from mixerd.testing import typical_http_bag
 HERE = Path(__file__).resolve().parent
 CHECK = "/istio.mixer.v1.Mixer/Check"
 REPORT = "/istio.mixer.v1.Mixer/Report"
-
-
-def _client(address: str, method: str, body: bytes, calls: int, start: object, done: object) -> None:
-    with grpc.insecure_channel(address) as channel:
-        call = channel.unary_unary(method)  # raw bytes both ways: the client does no protobuf work
-        for _ in range(20):
-            call(body, timeout=30)
-        start.wait()  # type: ignore[attr-defined]
-        latencies = []
-        for _ in range(calls):
-            t = time.perf_counter()
-            call(body, timeout=30)
-            latencies.append(time.perf_counter() - t)
-        done.put(latencies)  # type: ignore[attr-defined]
-
-
-def load(
-    server: ServerProcess, method: str, body: bytes, calls: int, clients: int
-) -> tuple[float, list[float]]:
-    """Server CPU seconds used while `clients` processes make `calls` calls each; all latencies."""
-    ctx = mp.get_context("spawn")
-    start, done = ctx.Barrier(clients + 1), ctx.Queue()
-    procs = [
-        ctx.Process(target=_client, args=(server.address, method, body, calls, start, done))
-        for _ in range(clients)
-    ]
-    for p in procs:
-        p.start()
-    start.wait()
-    cpu0 = server.cpu()
-    latencies = [x for _ in procs for x in done.get()]
-    cpu = server.cpu() - cpu0
-    for p in procs:
-        p.join()
-    return cpu, latencies
 
 
 def main() -> None:
@@ -92,10 +54,10 @@ def main() -> None:
     ):
         for _ in range(args.rounds):
             for name, server in (("floor", floor), ("mixerd", mixerd)):
-                cpu, lat = load(server, CHECK, check_body, args.calls, args.clients)
+                cpu, lat, _ = drive(server, CHECK, same_body(check_body, args.calls, args.clients))
                 results[name].setdefault("check", []).append(cpu / (args.calls * args.clients))
                 latencies.setdefault(f"{name} check", []).extend(lat)
-                cpu, lat = load(server, REPORT, report_body, args.batches, args.clients)
+                cpu, lat, _ = drive(server, REPORT, same_body(report_body, args.batches, args.clients))
                 results[name].setdefault("report", []).append(cpu / (args.batches * args.clients * 100))
                 latencies.setdefault(f"{name} report", []).extend(lat)
 
@@ -112,10 +74,7 @@ def main() -> None:
         f"  Report mixerd {mixerd_bag:7.1f} us/bag   ratio {mixerd_bag / floor_bag:.2f}x floor, "
         f"+{mixerd_bag - floor_bag:.1f} us/bag over it"
     )
-    print("client-side latency p50 / p99 (ms)")
-    for key, values in latencies.items():
-        q = statistics.quantiles(values, n=100)
-        print(f"  {key:14s} {q[49] * 1e3:6.2f} / {q[98] * 1e3:6.2f}")
+    print_latencies(latencies, 14)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -425,41 +426,17 @@ def test_a_slow_or_unreachable_backend_does_not_hold_the_stream(
 # -- the stream's life ---------------------------------------------------------------------------------
 
 
-def test_an_open_stream_is_counted_until_envoy_closes_it(doc_server: Any) -> None:
-    outbox: queue.Queue[Message | None] = queue.Queue()
-
-    def messages() -> Iterator[Message]:
-        while (message := outbox.get()) is not None:
-            yield message
-
-    answers: list[Any] = []
-    caller = threading.Thread(target=lambda: answers.append(stream(doc_server.address, messages())))
-    caller.start()
-    try:
-        outbox.put(http_message(entry(REVIEWS_INBOUND, 200), node=doc_node()))
-        deadline = time.monotonic() + 20
-        while (
-            als_metrics(doc_server.monitoring_url)["bags_reported_total"] < 1 and time.monotonic() < deadline
-        ):
-            time.sleep(0.01)
-        metrics = als_metrics(doc_server.monitoring_url)
-        assert (metrics["streams_open"], metrics["bags_reported_total"]) == (1.0, 1.0)
-        assert not answers  # no answer while Envoy keeps the stream open
-    finally:
-        outbox.put(None)
-        caller.join(30)
-    assert answers == [als_pb2.StreamAccessLogsResponse()]
-    metrics = als_metrics(doc_server.monitoring_url)
-    assert (metrics["streams_open"], metrics["streams_total"]) == (0.0, 1.0)
+@dataclass
+class _OpenStream:
+    answers: list[Any]  # the call's answer, once it has one
+    caller: threading.Thread  # the thread making the call
 
 
-def test_stopping_the_server_ends_open_streams_with_the_empty_answer(
-    tmp_path: Path, start_mixer_server: Callable[..., Any]
-) -> None:
-    """Envoy keeps its stream open for ever; a stopping mixerd ends it (OK, empty answer) at once rather
-    than holding shutdown for the whole grace, so Envoy reconnects to another replica."""
-    (tmp_path / "rules.yaml").write_text(doc_rules())
-    server = start_mixer_server(config=str(tmp_path), prometheus_port=0, shutdown_grace=60.0)
+@contextmanager
+def _open_stream(server: Any) -> Iterator[_OpenStream]:
+    """A StreamAccessLogs call kept open as Envoy keeps it: a thread sends one message of the doc's node
+    and no more until the block ends, when it closes its side. The block starts once `server` has
+    reported that message's bag (or after 20 s)."""
     outbox: queue.Queue[Message | None] = queue.Queue()
 
     def messages() -> Iterator[Message]:
@@ -474,13 +451,34 @@ def test_stopping_the_server_ends_open_streams_with_the_empty_answer(
         deadline = time.monotonic() + 20
         while als_metrics(server.monitoring_url)["bags_reported_total"] < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
-        server.stop()  # with the 60 s grace: returns once the stream has ended
-        caller.join(30)
-        # The client never closed its side, yet its call ended with the service's answer.
-        assert answers == [als_pb2.StreamAccessLogsResponse()]
+        yield _OpenStream(answers, caller)
     finally:
         outbox.put(None)
         caller.join(30)
+
+
+def test_an_open_stream_is_counted_until_envoy_closes_it(doc_server: Any) -> None:
+    with _open_stream(doc_server) as call:
+        metrics = als_metrics(doc_server.monitoring_url)
+        assert (metrics["streams_open"], metrics["bags_reported_total"]) == (1.0, 1.0)
+        assert not call.answers  # no answer while Envoy keeps the stream open
+    assert call.answers == [als_pb2.StreamAccessLogsResponse()]
+    metrics = als_metrics(doc_server.monitoring_url)
+    assert (metrics["streams_open"], metrics["streams_total"]) == (0.0, 1.0)
+
+
+def test_stopping_the_server_ends_open_streams_with_the_empty_answer(
+    tmp_path: Path, start_mixer_server: Callable[..., Any]
+) -> None:
+    """Envoy keeps its stream open for ever; a stopping mixerd ends it (OK, empty answer) at once rather
+    than holding shutdown for the whole grace, so Envoy reconnects to another replica."""
+    (tmp_path / "rules.yaml").write_text(doc_rules())
+    server = start_mixer_server(config=str(tmp_path), prometheus_port=0, shutdown_grace=60.0)
+    with _open_stream(server) as call:
+        server.stop()  # with the 60 s grace: returns once the stream has ended
+        call.caller.join(30)
+        # The client never closed its side, yet its call ended with the service's answer.
+        assert call.answers == [als_pb2.StreamAccessLogsResponse()]
 
 
 def test_reflection_lists_the_access_log_service(mixer_server: Any) -> None:

@@ -107,19 +107,21 @@ class RateLimitCollector(Collector):
         for (domain, code), count in sorted(s.requests.items()):
             requests.add_metric([domain, code], count)
         yield requests
-        not_found = CounterMetricFamily(
+        yield _by_domain(
             "mixerd_ratelimit_domain_not_found",
             "ShouldRateLimit requests for a domain no ratelimitconfig has (answered OK).",
-            labels=["domain"],
+            s.not_found,
         )
-        for domain, count in sorted(s.not_found.items()):
-            not_found.add_metric([domain], count)
-        yield not_found
-        errors = CounterMetricFamily(
+        yield _by_domain(
             "mixerd_ratelimit_backend_errors",
             "Rate limits the backend could not count, answered by its handler's fail policy.",
-            labels=["domain"],
+            s.backend_errors,
         )
-        for domain, count in sorted(s.backend_errors.items()):
-            errors.add_metric([domain], count)
-        yield errors
+
+
+def _by_domain(name: str, doc: str, counts: Counter[str]) -> CounterMetricFamily:
+    """A counter family labelled by domain alone."""
+    family = CounterMetricFamily(name, doc, labels=["domain"])
+    for domain, count in sorted(counts.items()):
+        family.add_metric([domain], count)
+    return family
