@@ -194,6 +194,7 @@ def _run(scenarios: list[Scenario], args: argparse.Namespace) -> dict[str, list[
     for scenario in scenarios:  # warm-up: connections, mixerd's caches and code paths
         assert scenario.proxy is not None
         asyncio.run(phase(scenario.proxy, 2.0))
+        scenario.proxy.reset_counters()  # Envoy's counts printed at the end are the measured rounds
     for _ in range(args.rounds):
         for scenario in scenarios:
             assert scenario.proxy is not None and scenario.mixer is not None

@@ -4,7 +4,7 @@ tests/data/envoy/end_to_end/:
 
 - policy.yaml: users named `blocked*` are denied with a direct response (302, a body, a location
   header); every allowed request gets `x-checked-by: mixerd` and `x-mixer-user: <user>` on its way up;
-- ratelimit.yaml: a `ratelimitconfig` for the domain `edge`: each user may make 3 requests (memquota);
+- ratelimit.yaml: a `ratelimitconfig` for the domain `edge`: 3 requests an hour per user (memquota);
 - telemetry.yaml: a prometheus counter `istio_requests_total` by response code, method and user,
   fed by the access-log entries Envoy streams.
 

@@ -144,3 +144,13 @@ def test_one_cluster_name_for_two_addresses_is_refused(tmp_path: Path) -> None:
         EnvoyProxy(
             tmp_path, "127.0.0.1:1", ext_authz=ExtAuthz("127.0.0.1:2"), access_log=AccessLog("127.0.0.1:3")
         )
+
+
+def test_reset_counters_zeroes_envoys_counts(
+    upstream: Upstream, start_envoy: Callable[..., EnvoyProxy]
+) -> None:
+    envoy = start_envoy(upstream)
+    envoy.get("/")
+    peers.wait_until(lambda: envoy.stat("http.ingress.downstream_rq_2xx") == 1, what="the request's count")
+    envoy.reset_counters()
+    assert envoy.stat("http.ingress.downstream_rq_2xx") == 0

@@ -12,9 +12,9 @@
     - `RateLimit(address, domain, descriptors)`: `envoy.filters.http.ratelimit` with the route's
       `rate_limits` actions (helpers `request_header`, `remote_address`, `generic_key`);
     - `AccessLog(address)`: the `envoy.access_loggers.http_grpc` logger of the connection manager.
-  `stats()` / `stat(name)` read the admin `/stats`; `get(path, headers)` and `request(...)` make one
-  request through the listener (any status is returned, never raised). `config=` runs a bootstrap of
-  the caller's own instead (e.g. one from the docs).
+  `stats()` / `stat(name)` read the admin `/stats` (`reset_counters()` zeroes them); `get(path,
+  headers)` and `request(...)` make one request through the listener (any status is returned, never
+  raised). `config=` runs a bootstrap of the caller's own instead (e.g. one from the docs).
 - `validate(path)`: `envoy --mode validate` on a bootstrap file.
 
 Fixtures (tests/integration/conftest.py): `upstream`, and `start_envoy(upstream, **options)`, which
@@ -523,6 +523,12 @@ class EnvoyProxy:
             if sep and value.strip().lstrip("-").isdigit():
                 out[name] = int(value)
         return out
+
+    def reset_counters(self) -> None:
+        """Zero Envoy's counters (admin `POST /reset_counters`), e.g. after a warm-up."""
+        request = urllib.request.Request(f"{self.admin_url}/reset_counters", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            answer.read()
 
     def stat(self, name: str) -> int:
         """One counter or gauge; 0 when Envoy has not created it yet."""

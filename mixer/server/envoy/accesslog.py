@@ -226,12 +226,12 @@ async def _until(messages: AsyncIterator[bytes], stopping: asyncio.Event) -> Asy
         return
     iterator = aiter(messages)
     stop = asyncio.ensure_future(stopping.wait())
+    following: asyncio.Future[bytes] | None = None
     try:
         while True:
             following = asyncio.ensure_future(anext(iterator))
             await asyncio.wait((following, stop), return_when=asyncio.FIRST_COMPLETED)
             if not following.done():
-                following.cancel()
                 return
             try:
                 message = following.result()
@@ -240,6 +240,13 @@ async def _until(messages: AsyncIterator[bytes], stopping: asyncio.Event) -> Asy
             yield message
     finally:
         stop.cancel()
+        # The read may have finished (the client's end included) while this handler was cancelled:
+        # retrieve its outcome, or asyncio logs "exception was never retrieved".
+        if following is not None:
+            if not following.done():
+                following.cancel()
+            elif not following.cancelled():
+                following.exception()
 
 
 def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
