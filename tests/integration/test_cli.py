@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from peers.receivers import free_port
 
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import AttributeBag, Condition, Duration, Reference, Timestamp, encode_references
@@ -99,13 +99,6 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound and released at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- check ------------------------------------------------------------------------------------------------

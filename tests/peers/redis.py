@@ -9,8 +9,8 @@ loopback ports, without persistence, in a folder of the test's own, always stopp
 - `RedisSentinel(folder, master)`: one Sentinel watching `master` under the name `mymaster`.
 
 Each is a context manager. `install.sh` installs redis-server when it is missing; `ensure_redis()` runs
-it, so a plain `pytest` works the first time. Test files load this module by path (tests have no
-packages), as they load receivers.py.
+it, so a plain `pytest` works the first time. Tests import it as `from peers import redis`; free ports
+and polling come from receivers.py.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
+
+from .receivers import free_port, wait_until
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,24 +45,6 @@ def ensure_redis() -> None:
     if result.returncode != 0 or not shutil.which("redis-server"):
         raise RuntimeError(f"tests/peers/install.sh failed ({result.returncode}):\n{result.stderr}")
     _installed = True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "redis") -> Any:
-    """Poll `condition` until it is truthy (and return it); AssertionError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 @dataclass(frozen=True)
