@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from ...attribute import AttributeBag
 from ..dispatch import Dispatcher, DispatchError
+from ..raw_handlers import add_raw_handlers
 from .accesslog_attributes import (
     NO_REPORTER,
     ConnectionBytes,
@@ -150,8 +151,7 @@ class AccessLogService:
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {"StreamAccessLogs": grpc.stream_unary_rpc_method_handler(self.stream_access_logs)}
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+        add_raw_handlers(server, SERVICE_NAME, handlers)
 
     async def stream_access_logs(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext

@@ -34,6 +34,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from ...attribute import AttributeBag
 from ..dispatch import ALLOW, OK, Dispatcher, DispatchError, QuotaRequest
+from ..raw_handlers import add_raw_handlers
 from .authz_attributes import AttributeView, BadAttributes
 from .authz_metrics import AuthzCollector, AuthzStats
 from .authz_response import response_bytes
@@ -73,8 +74,7 @@ class AuthorizationService:
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {"Check": grpc.unary_unary_rpc_method_handler(self.check)}
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+        add_raw_handlers(server, SERVICE_NAME, handlers)
 
     async def check(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:

@@ -31,6 +31,7 @@ from google.protobuf.message import DecodeError
 
 from ...config.ratelimit_model import UNIT_NAMES, CurrentLimit
 from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed
+from ..raw_handlers import add_raw_handlers
 from .ratelimit_stats import RateLimitCollector, RateLimitStats
 
 if TYPE_CHECKING:
@@ -94,8 +95,7 @@ class RateLimitService:
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {"ShouldRateLimit": grpc.unary_unary_rpc_method_handler(self.should_rate_limit)}
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+        add_raw_handlers(server, SERVICE_NAME, handlers)
 
     async def should_rate_limit(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
