@@ -7,9 +7,10 @@ Every Check carries its own deduplication id (as a proxy sends), asks for `reque
 the limits are high enough that nothing is denied, so every redisquota Check goes to Redis (the honest
 cost; `--exhausted` instead sets a limit of 1 per minute, so the exhausted cache answers nearly all).
 `mem+await` is memquota answering after one `await asyncio.sleep(0)`: the cost of the Check's coroutine
-suspending once inside grpc.aio, which every backend reached over a socket pays. Rounds alternate the
-servers; server CPU is read from /proc around each phase (mixerd's and, for
-redisquota, redis-server's own).
+suspending once inside grpc.aio, which every backend reached over a socket pays. `mem+ping` is memquota
+answering after one bare PING round trip to the same Redis: the least any quota kept in Redis costs the
+server. Rounds alternate the servers; server CPU is read from /proc around each phase (mixerd's and,
+for redisquota, redis-server's own).
 
 Usage: python bench/quota_redis.py [--calls N] [--rounds N] [--clients N] [--exhausted]
 """
@@ -55,6 +56,38 @@ SUSPENDED = (
     "    await asyncio.sleep(0)\n"
     "    return answer(self, instance, args)\n"
     "MemQuota.handle_quota = after_one_suspension\n"
+    "from mixerd.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+#: `mixerd serve` whose memquota answers after one PING round trip to Redis on a bare asyncio.Protocol
+#: (the port is the first argument): the least a quota kept in Redis can cost, with no client library,
+#: script or handler work. redisquota's distance from it is what its own code costs.
+PINGED = (
+    "import asyncio, sys\n"
+    "from mixerd_adapters.memquota.handler import MemQuota\n"
+    "port = int(sys.argv.pop(1))\n"
+    "class Pong(asyncio.Protocol):\n"
+    "    def __init__(self):\n"
+    "        self.waiting = []\n"
+    "    def connection_made(self, transport):\n"
+    "        self.transport = transport\n"
+    "    def data_received(self, data):\n"
+    "        for _ in range(data.count(b'\\r\\n')):\n"
+    "            self.waiting.pop(0).set_result(None)\n"
+    "opened = []\n"
+    "answer = MemQuota.handle_quota\n"
+    "async def after_one_ping(self, instance, args):\n"
+    "    loop = asyncio.get_running_loop()\n"
+    "    if not opened:\n"
+    "        opened.append(loop.create_task(loop.create_connection(Pong, '127.0.0.1', port)))\n"
+    "    _, pong = await asyncio.shield(opened[0])\n"
+    "    reply = loop.create_future()\n"
+    "    pong.waiting.append(reply)\n"
+    "    pong.transport.write(b'*1\\r\\n$4\\r\\nPING\\r\\n')\n"
+    "    await reply\n"
+    "    return answer(self, instance, args)\n"
+    "MemQuota.handle_quota = after_one_ping\n"
     "from mixerd.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
@@ -122,6 +155,7 @@ def main() -> None:
         return [check_bodies(c, args.calls) for c in range(args.clients)]
 
     with tempfile.TemporaryDirectory() as work, redis_process(Path(work)) as store:
+        port = store.url.rsplit(":", 1)[1]
         folders = {}
         for adapter in ("memquota", "redisquota"):
             folder = Path(work) / adapter
@@ -129,13 +163,21 @@ def main() -> None:
             text = CONFIG.format(adapter=adapter, params=_params(adapter, store.url, args.exhausted))
             (folder / "quota.yaml").write_text(text)
             folders[adapter] = folder
+        mem_config = str(folders["memquota"])
         with (
             server_process([str(HERE / "floor_server.py")], r"serving on (\S+)") as floor,
-            server_process(["-m", "mixerd", *SERVE, "--config", str(folders["memquota"])], READY) as mem,
-            server_process(["-c", SUSPENDED, *SERVE, "--config", str(folders["memquota"])], READY) as sus,
+            server_process(["-m", "mixerd", *SERVE, "--config", mem_config], READY) as mem,
+            server_process(["-c", SUSPENDED, *SERVE, "--config", mem_config], READY) as sus,
+            server_process(["-c", PINGED, port, *SERVE, "--config", mem_config], READY) as ping,
             server_process(["-c", LAUNCHER, *SERVE, "--config", str(folders["redisquota"])], READY) as red,
         ):
-            runs = [("floor", floor), ("memquota", mem), ("mem+await", sus), ("redisquota", red)]
+            runs = [
+                ("floor", floor),
+                ("memquota", mem),
+                ("mem+await", sus),
+                ("mem+ping", ping),
+                ("redisquota", red),
+            ]
             measured = rounds_beside_redis(runs, "redisquota", store, CHECK, bodies_per_client, args.rounds)
 
     mode = "an exhausted quota (the cache answers)" if args.exhausted else "a quota that always has room"

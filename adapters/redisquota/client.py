@@ -6,10 +6,10 @@ SCRIPT FLUSH, a failover) answers NOSCRIPT; the same call is then made with EVAL
 and loads it again, so the next EVALSHA finds it.
 
 A single server (or Sentinel master) is the hot path, so it skips redis-py's generic command machinery:
-the command is packed here, sent on a redis-py connection with `send_packed_command` and read back with
-its parser, and connections are kept on a free list of our own (at most `connectionPoolSize`, since the
-handler never has more calls in flight). Connections have no socket timeout of their own: the handler
-bounds every call with `asyncio.timeout`, and a connection whose call was cut short is dropped.
+redis-py opens each connection (TLS, AUTH, SELECT, asking Sentinels for the master), then a `Pipe`
+(resp.py) takes it over; the command is packed here and written as it is. Calls go to an idle
+connection, opening up to `connectionPoolSize`; beyond that they are pipelined on the least busy one.
+Every call has a deadline; one that passes it fails with TimeoutError, and its late reply is dropped.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import (
-    AbstractConnection,
     ConnectionPool,
     SSLConnection,
     UnixDomainSocketConnection,
@@ -31,11 +30,12 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from . import script
 from .address import Address, parse_address, parse_sentinel
 from .params import Params
+from .resp import Pipe
 
 #: One quota operation: its bucket's hash tag, its three KEYS and its nine ARGV (see script.py).
 Operation = tuple[str, tuple[str, str, str], tuple[Any, ...]]
@@ -56,51 +56,68 @@ class Backend:
     def __init__(self, pool: ConnectionPool, sentinel: Sentinel | None = None) -> None:
         self._pool = pool
         self._sentinel = sentinel
-        self._free: list[AbstractConnection] = []
+        self._pipes: list[Pipe] = []
+        self._opening = 0
+        self._size = max(1, pool.max_connections)
 
-    async def connect(self) -> None:
+    async def connect(self, deadline: float) -> None:
         """Reach the server and load the script (so the first Check finds it)."""
-        await self._call(_LOAD)
+        await self._call(_LOAD, deadline)
 
-    async def run(self, now_us: int, operations: Sequence[Operation]) -> list[Reply]:
-        """The replies to `operations`, in order: one script call for them all."""
+    async def run(self, now_us: int, operations: Sequence[Operation], deadline: float) -> list[Reply]:
+        """The replies to `operations`, in order: one script call for them all, answered by `deadline`
+        (loop time) or TimeoutError."""
         try:
-            answer = await self._call(_pack(b"EVALSHA", _SHA, now_us, operations))
+            answer = await self._call(_pack(b"EVALSHA", _SHA, now_us, operations), deadline)
         except NoScriptError:
-            answer = await self._call(_pack(b"EVAL", _SOURCE, now_us, operations))
+            answer = await self._call(_pack(b"EVAL", _SOURCE, now_us, operations), deadline)
         return _replies(answer, len(operations))
 
-    async def _call(self, packed: bytes) -> Any:
-        """Send one packed command and read its reply. A pooled connection that turns out broken (one to a
-        Redis that restarted) is dropped and the call made once more on a new one."""
-        for attempt in (0, 1):
-            fresh = not self._free
-            connection = self._pool.make_connection() if fresh else self._free.pop()
-            try:
-                if fresh:  # connect() itself, not send's implicit connect: a Sentinel one asks for the master
-                    await connection.connect()
-                await connection.send_packed_command(packed, check_health=False)
-                reply = await connection.read_response()
-            except ResponseError:
-                self._free.append(connection)  # Redis answered with an error: the connection is fine
-                raise
-            except RedisConnectionError:
-                await connection.disconnect(nowait=True)
-                if fresh or attempt:
-                    raise
+    async def _call(self, packed: bytes, deadline: float) -> Any:
+        """Send one packed command and read its reply. A connection that failed after the command was
+        written is not retried: Redis may have run it."""
+        pipe = self._idle_pipe()
+        if pipe is None:
+            pipe = await self._open(deadline)
+        return await pipe.call(packed, deadline)
+
+    def _idle_pipe(self) -> Pipe | None:
+        """A connection to send on: an idle one, else (when no more may be opened) the least busy one; or
+        None to open a new one."""
+        best: Pipe | None = None
+        for pipe in self._pipes:
+            if not pipe.usable:
                 continue
-            except BaseException:  # a timeout or a cancellation: the reply may still come, so drop it
-                await connection.disconnect(nowait=True)
-                raise
-            self._free.append(connection)
-            return reply
-        raise AssertionError("unreachable")
+            if not pipe.in_flight:
+                return pipe
+            if best is None or pipe.in_flight < best.in_flight:
+                best = pipe
+        if best is None or len(self._pipes) + self._opening < self._size:
+            return None
+        return best
+
+    async def _open(self, deadline: float) -> Pipe:
+        self._pipes = [pipe for pipe in self._pipes if pipe.usable]
+        connection = self._pool.make_connection()
+        self._opening += 1
+        try:
+            # connect() does TLS, AUTH and SELECT, and for a Sentinel master asks where it is.
+            async with asyncio.timeout_at(deadline):
+                await connection.connect()
+            pipe = Pipe.adopt(connection)
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        finally:
+            self._opening -= 1
+        self._pipes.append(pipe)
+        return pipe
 
     async def reset(self) -> None:
-        """Drop every idle connection (after a failure, so the next attempt starts afresh)."""
-        free, self._free = self._free, []
-        for connection in free:
-            await connection.disconnect(nowait=True)
+        """Close every connection (after a failure, so the next attempt starts afresh)."""
+        pipes, self._pipes = self._pipes, []
+        for pipe in pipes:
+            pipe.close()
 
     async def close(self) -> None:
         await self.reset()
@@ -113,15 +130,22 @@ class Backend:
 class ClusterBackend:
     """A Redis Cluster: one script call per hash slot, sent together, through redis-py's cluster client."""
 
-    def __init__(self, client: RedisCluster) -> None:
+    def __init__(self, client: RedisCluster, size: int) -> None:
         self._client = client
+        self._slots = asyncio.Semaphore(size)  # calls in flight, at most the client's connections
 
-    async def connect(self) -> None:
-        await self._client.initialize()
-        await self._client.ping()
+    async def connect(self, deadline: float) -> None:
+        async with asyncio.timeout_at(deadline):
+            await self._client.initialize()
+            await self._client.ping()
 
-    async def run(self, now_us: int, operations: Sequence[Operation]) -> list[Reply]:
-        """The replies to `operations`, in order: one script call per hash slot, all sent at once."""
+    async def run(self, now_us: int, operations: Sequence[Operation], deadline: float) -> list[Reply]:
+        """The replies to `operations`, in order: one script call per hash slot, all sent at once,
+        answered by `deadline` (loop time) or TimeoutError."""
+        async with asyncio.timeout_at(deadline), self._slots:
+            return await self._run(now_us, operations)
+
+    async def _run(self, now_us: int, operations: Sequence[Operation]) -> list[Reply]:
         by_slot: dict[int, list[int]] = {}
         for i, (tag, _keys, _argv) in enumerate(operations):
             by_slot.setdefault(key_slot(tag.encode()), []).append(i)
@@ -214,9 +238,15 @@ def make_backend(params: Params) -> Backend | ClusterBackend:
             retry=_retry(),
             **kwargs,
         )
-        return ClusterBackend(cluster)
-    # No socket timeouts (see the module docstring), and no retries inside redis-py.
-    kwargs |= {"socket_timeout": None, "socket_connect_timeout": None, "retry": Retry(NoBackoff(), 0)}
+        return ClusterBackend(cluster, params.connection_pool_size)
+    # No socket timeouts (see the module docstring), no retries inside redis-py, and RESP2, which is what
+    # resp.Pipe reads once it has the connection.
+    kwargs |= {
+        "socket_timeout": None,
+        "socket_connect_timeout": None,
+        "retry": Retry(NoBackoff(), 0),
+        "protocol": 2,
+    }
     if params.sentinels:
         return _sentinel_backend(params, address, kwargs)
     tls = kwargs.pop("ssl", False)  # a pool takes the connection class instead

@@ -2,8 +2,8 @@
 
 All quotas of one Check go to Redis in one script call (`handle_quotas`, which the runtime prefers to
 one `handle_quota` per quota), and so do all rate limits of one Envoy ShouldRateLimit request
-(`handle_rate_limits`, with the same script). Redis is reached on the event loop through async
-redis-py; a call gets at most `timeout`, and while Redis cannot be reached quotas answer as `failPolicy`
+(`handle_rate_limits`, with the same script). Redis is reached on the event loop (client.py); a call
+gets at most `timeout`, and while Redis cannot be reached quotas answer as `failPolicy`
 says at once, while a background task keeps trying to reach it again.
 """
 
@@ -57,7 +57,6 @@ class RedisQuota:
         self._fail_open = params.fail_policy == FailPolicy.open
         self._policy = params.fail_policy.name
         self._remember_us = max(1, params.min_deduplication_duration // _US)
-        self._slots = asyncio.Semaphore(params.connection_pool_size)
         self._cache = params.exhausted_cache
         self._exhausted = ExhaustedBuckets()
         self._answered = AnsweredIds(int(params.min_deduplication_duration))
@@ -92,8 +91,7 @@ class RedisQuota:
 
     async def _connect_once(self) -> None:
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._backend.connect()
+            await self._backend.connect(asyncio.get_running_loop().time() + self._timeout)
         except (RedisError, OSError, TimeoutError) as e:
             self._reason = _describe(e)
             self._log.warning(
@@ -186,10 +184,9 @@ class RedisQuota:
             return
         operations = [self._operation(bucket, args, now) for _, bucket, args in pending]
         try:
-            async with asyncio.timeout(self._timeout):
-                async with self._slots:
-                    self.stats["redis_calls"] += 1
-                    replies = await self._backend.run(now // _US, operations)
+            self.stats["redis_calls"] += 1
+            deadline = asyncio.get_running_loop().time() + self._timeout
+            replies = await self._backend.run(now // _US, operations, deadline)
         except (RedisError, OSError, TimeoutError) as e:
             if isinstance(e, ResponseError) and not isinstance(e, ReadOnlyError | BusyLoadingError):
                 self._log_error(e)  # Redis answered, with an error: nothing to reconnect
@@ -256,10 +253,9 @@ class RedisQuota:
             )
             operations.append((bucket.tag, keys, argv))
         try:
-            async with asyncio.timeout(self._timeout):
-                async with self._slots:
-                    self.stats["redis_calls"] += 1
-                    replies = await self._backend.run(now // _US, operations)
+            self.stats["redis_calls"] += 1
+            deadline = asyncio.get_running_loop().time() + self._timeout
+            replies = await self._backend.run(now // _US, operations, deadline)
         except (RedisError, OSError, TimeoutError) as e:
             if isinstance(e, ResponseError) and not isinstance(e, ReadOnlyError | BusyLoadingError):
                 self._log_error(e)
@@ -340,8 +336,7 @@ class RedisQuota:
             await asyncio.sleep(delay)
             try:
                 await self._backend.reset()  # no connection from before the failure is trusted
-                async with asyncio.timeout(self._timeout):
-                    await self._backend.connect()
+                await self._backend.connect(asyncio.get_running_loop().time() + self._timeout)
             except (RedisError, OSError, TimeoutError) as e:
                 self._reason = _describe(e)
                 delay = min(delay * 2, _MAX_RETRY_S)

@@ -434,6 +434,23 @@ def test_all_quotas_of_a_check_cost_one_script_call(server: Any) -> None:
     asyncio.run(scenario())
 
 
+def test_concurrent_checks_use_at_most_the_pool_size_of_connections_and_pipeline_beyond(server: Any) -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        with server.client() as admin:
+            before = int(admin.info("clients")["connected_clients"])
+            async with handler(server.url, clock, connectionPoolSize=2, quotas=_quotas(maxAmount=1000)) as h:
+                answers = await asyncio.gather(*(ask(h, F, 1, dedup=f"d{i}", user="u") for i in range(40)))
+                opened = int(admin.info("clients")["connected_clients"]) - before
+                assert answers == [QuotaResult(1, ms(1000))] * 40
+                assert opened == 2  # 40 concurrent Checks, 2 connections, so pipelined
+                assert h.stats["redis_calls"] == 40
+                # Each was counted once: what is left is the rest.
+                assert await ask(h, F, 1000, best=True, user="u") == QuotaResult(960, ms(1000))
+
+    asyncio.run(scenario())
+
+
 def test_a_flushed_script_is_loaded_again_by_eval(server: Any) -> None:
     async def scenario() -> None:
         async with handler(server.url, Clock()) as h:
