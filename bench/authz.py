@@ -1,17 +1,18 @@
 """Server CPU per ext_authz Check with the verdict cache on and off, beside the bare gRPC floor, in one run.
 
 mixerd serves the 5-rule benchmark policy (bench/configs/policy5/; ext_authz asks for no quota, so its
-four check rules run) twice: with `--authz-cache-size 0` and with the default cache. The requests are what
-Envoy sends for repeated calls of one user to one path: 100 CheckRequests that differ in x-request-id,
-stream id and time (which no rule reads), cycled. The floor (bench/floor_server.py) answers the same
-bytes with a constant without parsing them. Rounds alternate the three servers; server CPU comes from
-/proc around each load phase (bench/rpc.py explains the method). Medians and ratios are printed, with
-mixerd's own CPU above the floor, which is what the cache can save.
+four check rules run; `--policy policy15` takes it three times over) twice: with `--authz-cache-size 0`
+and with the default cache. The requests are what Envoy sends for repeated calls of one user to one
+path: 100 CheckRequests that differ in x-request-id, stream id and time (which no rule reads), cycled.
+The floor (bench/floor_server.py) answers the same bytes with a constant without parsing them. Rounds
+alternate the three servers; server CPU comes from /proc around each load phase (bench/rpc.py explains
+the method). Medians and ratios are printed, with mixerd's own CPU above the floor, which is what the
+cache can save.
 
 The same comparison is then made in-process (the Check handler called in a loop, no gRPC), where the
 few microseconds mixerd spends are not buried in gRPC's cost and its noise.
 
-Usage: python bench/authz.py [--calls N] [--rounds N] [--clients N]
+Usage: python bench/authz.py [--calls N] [--rounds N] [--clients N] [--policy policy5|policy15]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from mixerd.server.envoy.authz_metrics import AuthzStats
 from mixerd.server.envoy.verdict_cache import VerdictCache
 
 HERE = Path(__file__).resolve().parent
-POLICY = HERE / "configs" / "policy5"
+CONFIGS = HERE / "configs"
 AUTHZ_CHECK = "/envoy.service.auth.v3.Authorization/Check"
 FLOOR_CHECK = "/istio.mixer.v1.Mixer/Check"  # the floor answers any bytes there without parsing them
 MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
@@ -95,7 +96,7 @@ def _metric(url: str, name: str) -> float:
     return 0.0
 
 
-def in_process(bodies: list[bytes], calls: int) -> dict[str, float]:
+def in_process(policy: Path, bodies: list[bytes], calls: int) -> dict[str, float]:
     """Microseconds per Check of the handler itself, cache off and on (median of 5 loops each)."""
 
     class _Context:
@@ -103,7 +104,7 @@ def in_process(bodies: list[bytes], calls: int) -> dict[str, float]:
             return 1.0
 
     async def measure() -> dict[str, float]:
-        runtime = Runtime(load_adapters(), folder=POLICY)
+        runtime = Runtime(load_adapters(), folder=policy)
         await runtime.apply(runtime.compile())
         dispatcher = RuntimeDispatcher(runtime, runtime.stats)
         cache = VerdictCache(10000, generation=lambda: runtime.generation)
@@ -132,7 +133,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000, help="Check calls per client per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument(
+        "--policy", default="policy5", choices=["policy5", "policy15"], help="a folder of bench/configs"
+    )
     args = parser.parse_args()
+    policy = CONFIGS / args.policy
     bodies = [envoy_request(n) for n in range(DISTINCT_REQUESTS)]
     # Every client warms up on the first requests, then cycles through all of them.
     cycled = bodies[:WARM_UP] + [bodies[i % len(bodies)] for i in range(args.calls)]
@@ -142,8 +147,8 @@ def main() -> None:
         tempfile.TemporaryDirectory() as empty,
         server_process([str(HERE / "floor_server.py")], r"serving on (\S+)") as floor,
         server_process([*MIXERD, "--config", empty, "--authz-cache-size", "0"], READY) as norules,
-        server_process([*MIXERD, "--config", str(POLICY), "--authz-cache-size", "0"], READY) as off,
-        server_process([*MIXERD, "--config", str(POLICY)], READY) as on,
+        server_process([*MIXERD, "--config", str(policy), "--authz-cache-size", "0"], READY) as off,
+        server_process([*MIXERD, "--config", str(policy)], READY) as on,
     ):
         on_metrics = _monitoring_url(on)
         runs = [
@@ -173,7 +178,7 @@ def main() -> None:
         print("  above the floor: cache on is within the floor's noise")
     print(f"  cache hits {hits:.0f}, misses {misses:.0f} (warm-up included)")
 
-    handler = in_process(bodies, 20000)
+    handler = in_process(policy, bodies, 20000)
     print("in-process, the Check handler alone (median of 5 loops of 20000 calls)")
     for name, value in handler.items():
         print(f"  {name:10s} {value:6.2f} us/call")
