@@ -32,20 +32,6 @@ HERE = Path(__file__).resolve().parent
 CHECK = "/istio.mixer.v1.Mixer/Check"
 READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
-#: `mixerd serve` with redisquota among its adapters, whether or not mixerd.plugins lists it yet.
-LAUNCHER = (
-    "import sys, mixerd.server.app as app\n"
-    "from mixerd.plugins import load_adapters\n"
-    "from mixerd_adapters import redisquota\n"
-    "def adapters():\n"
-    "    found = dict(load_adapters())\n"
-    "    found.setdefault('redisquota', redisquota.mixerd_adapter_info())\n"
-    "    return found\n"
-    "app.load_adapters = adapters\n"
-    "from mixerd.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
 #: `mixerd serve` whose memquota answers after one `await asyncio.sleep(0)`: what one suspension of the
 #: Check costs inside grpc.aio, the least any quota backend reached over the network adds to memquota.
 SUSPENDED = (
@@ -169,7 +155,7 @@ def main() -> None:
             server_process(["-m", "mixerd", *SERVE, "--config", mem_config], READY) as mem,
             server_process(["-c", SUSPENDED, *SERVE, "--config", mem_config], READY) as sus,
             server_process(["-c", PINGED, port, *SERVE, "--config", mem_config], READY) as ping,
-            server_process(["-c", LAUNCHER, *SERVE, "--config", str(folders["redisquota"])], READY) as red,
+            server_process(["-m", "mixerd", *SERVE, "--config", str(folders["redisquota"])], READY) as red,
         ):
             runs = [
                 ("floor", floor),

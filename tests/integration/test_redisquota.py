@@ -9,9 +9,6 @@
 - exactness: three `mixerd serve` processes sharing one Redis under many concurrent clients never grant
   more than maxAmount per fixed window, nor in any span of a rolling window;
 - Redis Cluster, Sentinel, and TLS with a password and a database.
-
-redisquota is registered here directly (Runtime(adapters=...), and for `mixerd serve` a launcher that
-adds it to the adapters the server loads) until mixerd.plugins lists it.
 """
 
 from __future__ import annotations
@@ -53,7 +50,7 @@ S = 1_000 * MS
 
 
 def adapters() -> Mapping[str, AdapterInfo]:
-    return {**load_adapters(), "redisquota": redisquota.mixerd_adapter_info()}
+    return load_adapters()  # redisquota is one of the built-in adapters
 
 
 @pytest.fixture
@@ -359,23 +356,6 @@ def test_redis_killed_mid_run_check_answers_in_time_and_recovers(tmp_path: Path,
 
 # -- exactness across three mixerd serve processes ------------------------------------------------------
 
-#: `mixerd serve` with redisquota among its adapters (until mixerd.plugins lists it).
-LAUNCHER = """
-import sys
-import mixerd.server.app as app
-from mixerd.plugins import load_adapters
-from mixerd_adapters import redisquota
-
-def adapters():
-    found = dict(load_adapters())
-    found.setdefault("redisquota", redisquota.mixerd_adapter_info())
-    return found
-
-app.load_adapters = adapters
-from mixerd.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
 
 @contextmanager
 def _mixerd_serve(folder: Path, log: Path) -> Iterator[str]:
@@ -383,7 +363,7 @@ def _mixerd_serve(folder: Path, log: Path) -> Iterator[str]:
     with open(log, "wb") as errors:
         ports = ["--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0"]
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, "serve", *ports, "--config", str(folder)],
+            [sys.executable, "-m", "mixerd", "serve", *ports, "--config", str(folder)],
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
