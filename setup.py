@@ -18,7 +18,11 @@ setup(
     packages=[
         *(_installed_name(p) for p in find_packages(include=["mixer", "mixer.*", "adapters", "adapters.*"])),
         # rules/ holds the embedded default config (and examples) that `mixerd serve` runs without
-        # --config; it ships as data inside the package.
+        # --config; it ships as data inside the package. Each rule set is listed too: setuptools treats
+        # a folder of data under a package as a package of its own, and warns when it is not listed.
         "mixerd.rules",
+        # pyproject.toml's package-data names the same two.
+        "mixerd.rules.default",
+        "mixerd.rules.istio",
     ],
 )
