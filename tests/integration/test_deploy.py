@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
@@ -27,7 +26,9 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from peers import redis as redis_peers
 from peers.envoy import EnvoyProxy, ExtAuthz, RateLimit, Upstream, bootstrap, remote_address, validate
+from peers.kubelet import write_configmap
 from peers.receivers import free_port, wait_until
+from peers.wheels import build_wheel
 
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
 from mixerd.attribute import GLOBAL_WORDS, encode_attributes
@@ -64,14 +65,7 @@ def _mounted_rules(folder: Path, redis_url: str) -> Path:
     data = dict(_doc("rules-configmap.yaml", "ConfigMap", "mixerd-rules")["data"])
     assert sum(text.count(IN_CLUSTER_URL) for text in data.values()) == 1
     data = {key: text.replace(IN_CLUSTER_URL, redis_url) for key, text in data.items()}
-    version = folder / "..2026_01_01_00_00_00.000000001"
-    version.mkdir(parents=True)
-    for key, text in data.items():
-        (version / key).write_text(text)
-    (folder / "..data").symlink_to(version.name)
-    for key in data:
-        (folder / key).symlink_to(f"..data/{key}")
-    return folder
+    return write_configmap(folder, "2026_01_01_00_00_00.000000001", data)
 
 
 @pytest.fixture
@@ -255,26 +249,7 @@ def test_the_files_the_dockerfile_copies_build_a_wheel_with_the_entrypoint(tmp_p
                 shutil.copytree(REPO / source, context / source, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(REPO / source, context / source)
-    out = tmp_path / "wheels"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            ".",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-        ],
-        cwd=context,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    [wheel] = out.glob("mixerd-*.whl")
+    wheel = build_wheel(context, tmp_path / "wheels")
     names = zipfile.ZipFile(wheel).namelist()
     assert "mixerd/rules/default/accesslog.yaml" in names  # `mixerd serve` without --config needs it
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

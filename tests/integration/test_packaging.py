@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from peers.wheels import build_wheel
 
 import mixerd
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
@@ -46,25 +47,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if (REPO / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, src / name)
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            ".",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-        ],
-        cwd=src,
-        check=True,
-    )
-    (built,) = out.glob("mixerd-*.whl")
-    return built
+    return build_wheel(src, tmp_path_factory.mktemp("wheel"))
 
 
 def test_wheel_contains_the_renamed_packages_and_their_data(wheel: Path) -> None:

@@ -8,7 +8,6 @@ uses them, and requests never fail because a change is under way.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
+from peers.kubelet import write_configmap
 
 from mixerd.adapter import AdapterInfo, CheckResult, Env
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
@@ -127,16 +127,8 @@ def test_a_removed_config_folder_is_rejected_not_taken_for_no_rules(tmp_path: Pa
 
 
 def _configmap_version(folder: Path, n: int, text: str) -> None:
-    """Write version n the way the kubelet updates a ConfigMap volume: a new timestamped folder, then
-    the `..data` symlink swapped onto it in one rename."""
-    version = folder / f"..2024_01_01_00_00_0{n}.00000000{n}"
-    version.mkdir()
-    (version / "rules.yaml").write_text(text)
-    tmp_link = folder / "..data_tmp"
-    tmp_link.symlink_to(version.name)
-    os.replace(tmp_link, folder / "..data")
-    if not (folder / "rules.yaml").is_symlink():
-        (folder / "rules.yaml").symlink_to("..data/rules.yaml")
+    """Write version n the way the kubelet updates a ConfigMap volume."""
+    write_configmap(folder, f"2024_01_01_00_00_0{n}.00000000{n}", {"rules.yaml": text})
 
 
 def test_a_configmap_volume_update_is_picked_up(tmp_path: Path) -> None:

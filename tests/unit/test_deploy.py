@@ -25,6 +25,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 import yaml
+from peers.kubelet import write_configmap
 
 from mixerd import cli
 from mixerd.commands import check_config
@@ -619,17 +620,8 @@ def test_redis_evicts_expiring_keys_below_its_memory_limit() -> None:
 # -- the rules ConfigMap -------------------------------------------------------------------------------------
 
 
-def _mount_configmap(data: Mapping[str, str], folder: Path) -> Path:
-    """Lay `data` out the way the kubelet mounts a ConfigMap volume: the files in a hidden timestamped
-    folder, a `..data` symlink to it, and one symlink per key at the top."""
-    version = folder / "..2026_01_01_00_00_00.000000001"
-    version.mkdir(parents=True)
-    for key, text in data.items():
-        (version / key).write_text(text)
-    (folder / "..data").symlink_to(version.name)
-    for key in data:
-        (folder / key).symlink_to(f"..data/{key}")
-    return folder
+#: The version folder of the mounted rules (the kubelet names it after the time of the update).
+STAMP = "2026_01_01_00_00_00.000000001"
 
 
 def _rules_volume() -> dict[str, Any]:
@@ -662,7 +654,7 @@ def test_the_rules_configmap_is_mounted_where_serve_reads_its_config(mixerd_sett
 
 
 def test_the_rules_load_as_the_server_loads_them(tmp_path: Path, mixerd_settings: Settings) -> None:
-    snapshot = _compile(_mount_configmap(_rules_data(), tmp_path / "rules"), mixerd_settings)
+    snapshot = _compile(write_configmap(tmp_path / "rules", STAMP, _rules_data()), mixerd_settings)
     assert snapshot.resources_by_kind == {"handler": 1, "instance": 1, "rule": 1, "ratelimitconfig": 1}
     assert [h.adapter.name for h in snapshot.handlers.values()] == ["redisquota"]
     assert set(snapshot.rate_limit_domains) == {"edge"}
@@ -673,7 +665,7 @@ def test_a_broken_rule_in_the_configmap_is_refused(tmp_path: Path, mixerd_settin
     data = dict(_rules_data())
     data["quota.yaml"] = data["quota.yaml"].replace("redis://redis:6379/0", "http://redis:6379/0")
     with pytest.raises(ConfigRejected, match=r"quota\.yaml: handler 'shared-quota.*redisServerUrl"):
-        _compile(_mount_configmap(data, tmp_path / "rules"), mixerd_settings)
+        _compile(write_configmap(tmp_path / "rules", STAMP, data), mixerd_settings)
 
 
 def _service_for_host(host: str, port: int, namespace: str) -> dict[str, Any]:
@@ -693,7 +685,7 @@ def _service_for_host(host: str, port: int, namespace: str) -> dict[str, Any]:
 
 
 def test_redisquota_points_at_the_redis_service(tmp_path: Path, mixerd_settings: Settings) -> None:
-    snapshot = _compile(_mount_configmap(_rules_data(), tmp_path / "rules"), mixerd_settings)
+    snapshot = _compile(write_configmap(tmp_path / "rules", STAMP, _rules_data()), mixerd_settings)
     for handler in snapshot.handlers.values():
         address = parse_address(handler.params.redis_server_url)  # as the adapter reads it
         assert address.scheme == "redis"
@@ -710,7 +702,7 @@ def test_the_rules_see_every_request(mixerd_settings: Settings) -> None:
 
 
 def test_no_handler_needs_the_kubernetes_api_token(tmp_path: Path, mixerd_settings: Settings) -> None:
-    snapshot = _compile(_mount_configmap(_rules_data(), tmp_path / "rules"), mixerd_settings)
+    snapshot = _compile(write_configmap(tmp_path / "rules", STAMP, _rules_data()), mixerd_settings)
     assert _pod(MIXERD)["automountServiceAccountToken"] is False
     assert "kubernetesenv" not in {h.adapter.name for h in snapshot.handlers.values()}
 
@@ -718,7 +710,7 @@ def test_no_handler_needs_the_kubernetes_api_token(tmp_path: Path, mixerd_settin
 def test_the_redisquota_timeout_fits_envoy_s_ratelimit_filter(
     tmp_path: Path, mixerd_settings: Settings
 ) -> None:
-    snapshot = _compile(_mount_configmap(_rules_data(), tmp_path / "rules"), mixerd_settings)
+    snapshot = _compile(write_configmap(tmp_path / "rules", STAMP, _rules_data()), mixerd_settings)
     for handler in snapshot.handlers.values():
         assert handler.params.timeout.total_seconds() < 0.020  # the filter's default timeout
         assert handler.params.timeout.total_seconds() < mixerd_settings.adapter_timeout

@@ -3,29 +3,14 @@ fingerprints."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from peers.kubelet import write_configmap
 
 from mixerd.config import fingerprint, read_documents
 from mixerd.config.loader import config_files, split_documents
 
 RULE = "apiVersion: config.istio.io/v1alpha2\nkind: rule\nmetadata: {name: %s}\n"
-
-
-def _configmap(root: Path, stamp: str, files: dict[str, str]) -> None:
-    """Lay `files` out the way the kubelet mounts a ConfigMap: real files in `..<stamp>/`, a `..data`
-    symlink to it, and top-level symlinks through `..data`."""
-    real = root / f"..{stamp}"
-    real.mkdir()
-    for name, text in files.items():
-        (real / name).write_text(text)
-    tmp = root / "..data_tmp"
-    tmp.symlink_to(real.name)
-    os.replace(tmp, root / "..data")  # atomic swap, as the kubelet does
-    for name in files:
-        link = root / name
-        if not link.is_symlink():
-            link.symlink_to(Path("..data") / name)
 
 
 def test_yaml_files_recursively_in_path_order_hidden_ones_left_out(tmp_path: Path) -> None:
@@ -40,7 +25,9 @@ def test_yaml_files_recursively_in_path_order_hidden_ones_left_out(tmp_path: Pat
 
 
 def test_a_configmap_mount_is_read_once_through_its_symlinks(tmp_path: Path) -> None:
-    _configmap(tmp_path, "2026_11_20_10_00_00.1", {"rules.yaml": RULE % "one", "more.yaml": RULE % "two"})
+    write_configmap(
+        tmp_path, "2026_11_20_10_00_00.1", {"rules.yaml": RULE % "one", "more.yaml": RULE % "two"}
+    )
     documents, errors = read_documents(tmp_path)
     assert errors == []
     assert [(d.file, d.data["metadata"]["name"]) for d in documents] == [
@@ -50,11 +37,11 @@ def test_a_configmap_mount_is_read_once_through_its_symlinks(tmp_path: Path) -> 
 
 
 def test_fingerprint_changes_when_the_configmap_symlink_is_swapped(tmp_path: Path) -> None:
-    _configmap(tmp_path, "2026_11_20_10_00_00.1", {"rules.yaml": RULE % "one"})
+    write_configmap(tmp_path, "2026_11_20_10_00_00.1", {"rules.yaml": RULE % "one"})
     before = fingerprint(tmp_path)
     assert before == fingerprint(tmp_path)
     # same size, and possibly the same mtime: only the symlink target tells the versions apart
-    _configmap(tmp_path, "2026_11_20_10_05_00.2", {"rules.yaml": RULE % "two"})
+    write_configmap(tmp_path, "2026_11_20_10_05_00.2", {"rules.yaml": RULE % "two"})
     after = fingerprint(tmp_path)
     assert after != before
     assert [entry[1] for entry in after] == [
