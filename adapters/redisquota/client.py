@@ -85,14 +85,16 @@ class Backend:
         """A connection to send on: an idle one, else (when no more may be opened) the least busy one; or
         None to open a new one."""
         best: Pipe | None = None
+        busy = 0  # usable connections, all busy; lost ones leave the list when the next one opens
         for pipe in self._pipes:
             if not pipe.usable:
                 continue
             if not pipe.in_flight:
                 return pipe
+            busy += 1
             if best is None or pipe.in_flight < best.in_flight:
                 best = pipe
-        if best is None or len(self._pipes) + self._opening < self._size:
+        if best is None or busy + self._opening < self._size:
             return None
         return best
 

@@ -91,7 +91,7 @@ class RedisQuota:
 
     async def _connect_once(self) -> None:
         try:
-            await self._backend.connect(asyncio.get_running_loop().time() + self._timeout)
+            await self._backend.connect(self._deadline())
         except (RedisError, OSError, TimeoutError) as e:
             self._reason = _describe(e)
             self._log.warning(
@@ -185,8 +185,7 @@ class RedisQuota:
         operations = [self._operation(bucket, args, now) for _, bucket, args in pending]
         try:
             self.stats["redis_calls"] += 1
-            deadline = asyncio.get_running_loop().time() + self._timeout
-            replies = await self._backend.run(now // _US, operations, deadline)
+            replies = await self._backend.run(now // _US, operations, self._deadline())
         except (RedisError, OSError, TimeoutError) as e:
             if isinstance(e, ResponseError) and not isinstance(e, ReadOnlyError | BusyLoadingError):
                 self._log_error(e)  # Redis answered, with an error: nothing to reconnect
@@ -254,8 +253,7 @@ class RedisQuota:
             operations.append((bucket.tag, keys, argv))
         try:
             self.stats["redis_calls"] += 1
-            deadline = asyncio.get_running_loop().time() + self._timeout
-            replies = await self._backend.run(now // _US, operations, deadline)
+            replies = await self._backend.run(now // _US, operations, self._deadline())
         except (RedisError, OSError, TimeoutError) as e:
             if isinstance(e, ResponseError) and not isinstance(e, ReadOnlyError | BusyLoadingError):
                 self._log_error(e)
@@ -312,6 +310,10 @@ class RedisQuota:
 
     # -- the connection -------------------------------------------------------------------------
 
+    def _deadline(self) -> float:
+        """When a Redis call started now must have its answer (loop time)."""
+        return asyncio.get_running_loop().time() + self._timeout
+
     def _lost(self, error: BaseException) -> None:
         self._reason = _describe(error)
         if self._up:
@@ -336,7 +338,7 @@ class RedisQuota:
             await asyncio.sleep(delay)
             try:
                 await self._backend.reset()  # no connection from before the failure is trusted
-                await self._backend.connect(asyncio.get_running_loop().time() + self._timeout)
+                await self._backend.connect(self._deadline())
             except (RedisError, OSError, TimeoutError) as e:
                 self._reason = _describe(e)
                 delay = min(delay * 2, _MAX_RETRY_S)
