@@ -24,6 +24,9 @@ import redis
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
+#: `mixerd serve`'s gRPC ready line (it names every API served on the port); group 1 is host:port.
+MIXERD_READY = r"^mixerd: serving istio\.mixer\.v1\.Mixer(?:, \S+)* on (\S+)$"
+
 
 def per_call_us(fn: Callable[[], object], *, seconds: float = 0.5, repeats: int = 5) -> float:
     """Median microseconds per call of `fn` over `repeats` timed loops of about `seconds` each."""

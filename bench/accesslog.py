@@ -22,7 +22,7 @@ import statistics
 import sys
 import tempfile
 
-from _common import drive, per_call_us, same_body, server_process
+from _common import MIXERD_READY, drive, per_call_us, same_body, server_process
 from envoy.config.core.v3 import base_pb2
 from envoy.data.accesslog.v3 import accesslog_pb2
 from envoy.service.accesslog.v3 import als_pb2
@@ -35,7 +35,6 @@ from mixerd.server.envoy.accesslog_attributes import http_attributes, reporter_f
 
 ALS = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
 MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 ENTRIES = 100
 Message = als_pb2.StreamAccessLogsMessage
 
@@ -139,9 +138,9 @@ def main() -> None:
     work = args.batches * args.clients * ENTRIES
     with (
         tempfile.TemporaryDirectory() as empty,
-        server_process([*MIXERD, "--config", empty], READY) as norules,
+        server_process([*MIXERD, "--config", empty], MIXERD_READY) as norules,
         server_process(
-            [*MIXERD, "--config", str(rules_folder("istio")), "--prometheus-port", "0"], READY
+            [*MIXERD, "--config", str(rules_folder("istio")), "--prometheus-port", "0"], MIXERD_READY
         ) as istio,
     ):
         for _ in range(args.rounds):

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import WARM_UP, ServerProcess, drive, server_process
+from _common import MIXERD_READY, WARM_UP, ServerProcess, drive, server_process
 from envoy.service.auth.v3 import external_auth_pb2
 
 from mixerd.plugins import load_adapters
@@ -41,7 +41,6 @@ CONFIGS = HERE / "configs"
 AUTHZ_CHECK = "/envoy.service.auth.v3.Authorization/Check"
 FLOOR_CHECK = "/istio.mixer.v1.Mixer/Check"  # the floor answers any bytes there without parsing them
 MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 DISTINCT_REQUESTS = 100
 
 
@@ -146,9 +145,9 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as empty,
         server_process([str(HERE / "floor_server.py")], r"serving on (\S+)") as floor,
-        server_process([*MIXERD, "--config", empty, "--authz-cache-size", "0"], READY) as norules,
-        server_process([*MIXERD, "--config", str(policy), "--authz-cache-size", "0"], READY) as off,
-        server_process([*MIXERD, "--config", str(policy)], READY) as on,
+        server_process([*MIXERD, "--config", empty, "--authz-cache-size", "0"], MIXERD_READY) as norules,
+        server_process([*MIXERD, "--config", str(policy), "--authz-cache-size", "0"], MIXERD_READY) as off,
+        server_process([*MIXERD, "--config", str(policy)], MIXERD_READY) as on,
     ):
         on_metrics = _monitoring_url(on)
         runs = [

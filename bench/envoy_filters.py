@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from _common import ServerProcess, server_process
+from _common import MIXERD_READY, ServerProcess, server_process
 from _http_load import LoadResult, get_request, open_loop, upstream_process
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
@@ -49,7 +49,6 @@ from peers.envoy import AccessLog, EnvoyProxy, ExtAuthz, RateLimit, generic_key,
 
 CONFIG = HERE / "configs" / "envoy"
 MIXERD = ["-m", "mixerd", "serve", "--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0"]
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 
 AUTHZ = "envoy.service.auth.v3.Authorization"
 RLS = "envoy.service.ratelimit.v3.RateLimitService"
@@ -150,8 +149,8 @@ def main() -> None:
         mixerd_args = [*MIXERD, "--config", str(folder), "--prometheus-port", "0", "--log-level", "warning"]
         with (
             upstream_process() as upstream,
-            server_process(mixerd_args, READY) as mixer,
-            server_process([*mixerd_args, "--authz-cache-size", "0"], READY) as uncached,
+            server_process(mixerd_args, MIXERD_READY) as mixer,
+            server_process([*mixerd_args, "--authz-cache-size", "0"], MIXERD_READY) as uncached,
         ):
             services = _services(mixer.address)
             config_files = {p.name for p in folder.glob("*.yaml")}

@@ -15,7 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _common import drive, print_against_floor, same_body, server_process
+from _common import MIXERD_READY, drive, print_against_floor, same_body, server_process
 from quota_redis import check_bodies
 from rpc import CHECK
 
@@ -25,7 +25,6 @@ from mixerd.testing import typical_http_bag
 
 HERE = Path(__file__).resolve().parent
 MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 
 
 def main() -> None:
@@ -43,8 +42,8 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as empty,
         server_process([str(HERE / "floor_server.py")], r"serving on (\S+)") as floor,
-        server_process([*MIXERD, "--config", empty], READY) as norules,
-        server_process([*MIXERD, "--config", str(HERE / "configs" / "policy5")], READY) as policy,
+        server_process([*MIXERD, "--config", empty], MIXERD_READY) as norules,
+        server_process([*MIXERD, "--config", str(HERE / "configs" / "policy5")], MIXERD_READY) as policy,
     ):
         runs = [("floor", floor), ("no rules", norules), ("5-rule policy", policy)]
         for _ in range(args.rounds):

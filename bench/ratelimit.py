@@ -21,11 +21,10 @@ import tempfile
 from pathlib import Path
 
 import grpc
-from _common import WARM_UP, redis_process, rounds_beside_redis, server_process
+from _common import MIXERD_READY, WARM_UP, redis_process, rounds_beside_redis, server_process
 
 HERE = Path(__file__).resolve()
 METHOD = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 SERVE = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
 
 CONFIG = """\
@@ -121,8 +120,8 @@ def main() -> None:
             folders[adapter] = folder
         with (
             server_process([str(HERE), "--floor-server"], r"serving on (\S+)") as floor,
-            server_process([*SERVE, "--config", str(folders["memquota"])], READY) as mem,
-            server_process([*SERVE, "--config", str(folders["redisquota"])], READY) as red,
+            server_process([*SERVE, "--config", str(folders["memquota"])], MIXERD_READY) as mem,
+            server_process([*SERVE, "--config", str(folders["redisquota"])], MIXERD_READY) as red,
         ):
             runs = [("floor", floor), ("memquota", mem), ("redisquota", red)]
             measured = rounds_beside_redis(runs, "redisquota", store, METHOD, bodies_per_client, args.rounds)

@@ -24,12 +24,10 @@ import urllib.request
 from pathlib import Path
 
 import grpc
-from _common import server_process
+from _common import MIXERD_READY, server_process
 
 from mixerd.attribute import encode_report
 from mixerd.testing import typical_http_bag
-
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 
 CONFIG = """\
 apiVersion: config.istio.io/v1alpha2
@@ -156,7 +154,7 @@ def main() -> None:
         serve = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", str(monitoring_port)]
         serve += ["--address", "127.0.0.1", "--config", tmp, "--log-level", "error"]
         sinks.start()
-        with server_process(serve, READY) as server, grpc.insecure_channel(server.address) as channel:
+        with server_process(serve, MIXERD_READY) as server, grpc.insecure_channel(server.address) as channel:
             report = channel.unary_unary("/istio.mixer.v1.Mixer/Report")
             for _ in range(50):
                 report(body, timeout=30)

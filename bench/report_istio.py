@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import drive, same_body, server_process
+from _common import MIXERD_READY, drive, same_body, server_process
 from rpc import REPORT
 
 from mixerd.attribute import encode_report
@@ -29,7 +29,6 @@ from mixerd.testing import typical_http_bag
 HERE = Path(__file__).resolve().parent
 ISTIO = rules_folder("istio")
 MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 BAGS = 100
 
 
@@ -45,8 +44,8 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as empty,
         server_process([str(HERE / "floor_server.py")], r"serving on (\S+)") as floor,
-        server_process([*MIXERD, "--config", empty], READY) as norules,
-        server_process([*MIXERD, "--config", str(ISTIO), "--prometheus-port", "0"], READY) as istio,
+        server_process([*MIXERD, "--config", empty], MIXERD_READY) as norules,
+        server_process([*MIXERD, "--config", str(ISTIO), "--prometheus-port", "0"], MIXERD_READY) as istio,
     ):
         runs = [("floor", floor), ("no rules", norules), ("Istio telemetry", istio)]
         for _ in range(args.rounds):

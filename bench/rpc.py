@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _common import drive, print_latencies, same_body, server_process
+from _common import MIXERD_READY, drive, print_latencies, same_body, server_process
 
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes, encode_report
@@ -50,7 +50,7 @@ def main() -> None:
     latencies: dict[str, list[float]] = {}
     with (
         server_process(floor_args, r"serving on (\S+)") as floor,
-        server_process(mixerd_args, r"serving istio\.mixer\.v1\.Mixer on (\S+)") as mixerd,
+        server_process(mixerd_args, MIXERD_READY) as mixerd,
     ):
         for _ in range(args.rounds):
             for name, server in (("floor", floor), ("mixerd", mixerd)):

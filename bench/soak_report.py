@@ -22,13 +22,11 @@ import urllib.request
 from pathlib import Path
 
 import grpc
-from _common import server_process
+from _common import MIXERD_READY, server_process
 
 from mixerd.attribute import encode_report
 from mixerd.bundled import rules_folder
 from mixerd.testing import typical_http_bag
-
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 
 
 def _free_port() -> int:
@@ -81,7 +79,7 @@ def main() -> None:
         port = _free_port()
         serve = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
         serve += ["--config", str(config), "--prometheus-port", str(port), "--log-level", "error"]
-        with server_process(serve, READY) as server, grpc.insecure_channel(server.address) as channel:
+        with server_process(serve, MIXERD_READY) as server, grpc.insecure_channel(server.address) as channel:
             report = channel.unary_unary("/istio.mixer.v1.Mixer/Report")
             start = time.monotonic()
             samples: list[tuple[float, float, int]] = []

@@ -14,10 +14,11 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
 import pluggy
 
-from . import hookspecs
+from . import __version__, hookspecs
 from .adapter import AdapterInfo
 from .templates import TEMPLATES
 
@@ -45,6 +46,25 @@ class PluginError(Exception):
     """A plugin that cannot be used; the message names the plugin."""
 
 
+class Origin(NamedTuple):
+    """Where a plugin comes from: the distribution (package) that ships it, and its version."""
+
+    distribution: str
+    version: str
+    builtin: bool
+
+
+_UNKNOWN = Origin("an unknown distribution", "", builtin=False)
+
+
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, remembering each plugin's origin (`mixerd version` prints them)."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.origins: dict[str, Origin] = {}
+
+
 def make_plugin_manager(
     *, builtins: Iterable[str] = BUILTIN_ADAPTERS, entry_points: bool = True
 ) -> pluggy.PluginManager:
@@ -53,10 +73,11 @@ def make_plugin_manager(
     A plugin that cannot be imported or registered raises PluginError naming it (and, for an entry
     point, the distribution that declares it).
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = _Manager()
     pm.add_hookspecs(hookspecs)
+    builtin = Origin("mixerd", __version__, builtin=True)
     for module_name in builtins:
-        _register(pm, importlib.import_module(module_name), module_name, "built-in")
+        _register(pm, importlib.import_module(module_name), module_name, "built-in", builtin)
     if entry_points:
         _load_entry_points(pm)
     try:
@@ -66,7 +87,7 @@ def make_plugin_manager(
     return pm
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> None:
+def _load_entry_points(pm: _Manager) -> None:
     """Register every `mixerd.adapters` entry point (each distribution once, even if found twice)."""
     owners: dict[str, str] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -80,13 +101,15 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         except Exception as e:
             error = f"{type(e).__name__}: {e}"
             raise PluginError(f"adapter plugin {ep.name!r}: cannot load {where}: {error}") from e
-        _register(pm, plugin, ep.name, where)
+        origin = Origin(ep.dist.name, ep.dist.version, False) if ep.dist is not None else _UNKNOWN
+        _register(pm, plugin, ep.name, where, origin)
         owners[ep.name] = dist
 
 
-def _register(pm: pluggy.PluginManager, plugin: object, name: str, where: str) -> None:
+def _register(pm: _Manager, plugin: object, name: str, where: str, origin: Origin) -> None:
     try:
         pm.register(plugin, name=name)
+        pm.origins[name] = origin
     except pluggy.PluginValidationError as e:  # a hookimpl whose arguments the hook does not offer
         raise PluginError(f"adapter plugin {name!r} ({where}): {e}") from e
     except ValueError as e:  # the same module registered twice
@@ -95,8 +118,20 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str, where: str) -
 
 def collect_adapters(pm: pluggy.PluginManager) -> Mapping[str, AdapterInfo]:
     """Adapter name -> AdapterInfo from every registered plugin, each checked."""
-    adapters: dict[str, AdapterInfo] = {}
-    owners: dict[str, str] = {}
+    return MappingProxyType({name: info for name, (info, _) in _collect(pm).items()})
+
+
+def adapter_origins(pm: pluggy.PluginManager) -> Mapping[str, Origin]:
+    """Adapter name -> the origin of the plugin that provides it (for `mixerd version`)."""
+    origins: Mapping[str, Origin] = getattr(pm, "origins", {})
+    return MappingProxyType(
+        {name: origins.get(plugin, _UNKNOWN) for name, (_, plugin) in _collect(pm).items()}
+    )
+
+
+def _collect(pm: pluggy.PluginManager) -> dict[str, tuple[AdapterInfo, str]]:
+    """Adapter name -> (its AdapterInfo, the name of the plugin providing it), sorted by name."""
+    adapters: dict[str, tuple[AdapterInfo, str]] = {}
     for impl in pm.hook.mixerd_adapter_info.get_hookimpls():
         plugin = impl.plugin_name
         try:
@@ -109,11 +144,10 @@ def collect_adapters(pm: pluggy.PluginManager) -> Mapping[str, AdapterInfo]:
             if info.name in adapters:
                 raise PluginError(
                     f"adapter plugin {plugin!r}: adapter name {info.name!r} "
-                    f"is already provided by {owners[info.name]!r}"
+                    f"is already provided by {adapters[info.name][1]!r}"
                 )
-            adapters[info.name] = info
-            owners[info.name] = plugin
-    return MappingProxyType(dict(sorted(adapters.items())))
+            adapters[info.name] = (info, plugin)
+    return dict(sorted(adapters.items()))
 
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")

@@ -4,11 +4,13 @@
 serve` and the test fixtures both use it. Once both servers listen, `RunningServer.ready_lines()` gives
 the two lines `mixerd serve` prints to stdout (tools and benchmarks parse them):
 
-    mixerd: serving istio.mixer.v1.Mixer on <host>:<port>
+    mixerd: serving istio.mixer.v1.Mixer, envoy.service.auth.v3.Authorization, ... on <host>:<port>
     mixerd: monitoring on http://<host>:<port>
 
-`<host>` is the bind address as given (IPv6 in brackets) and `<port>` the bound port, also when 0 was
-asked for. Parse them with `READY_PATTERN`, whose groups are (what, host, port).
+The first names every API served on the gRPC port, Mixer's first, then Envoy's (ext_authz, rate limit,
+access log), comma-separated. `<host>` is the bind address as given (IPv6 in brackets) and `<port>` the
+bound port, also when 0 was asked for. Parse them with `READY_PATTERN`, whose groups are (what, host,
+port); `served_services()` splits the first line's "what" into the service names.
 
 Shutdown (`RunningServer.stop`): health turns NOT_SERVING and /readyz 503, the gRPC server stops taking
 calls and gives in-flight ones `grace` seconds, then the monitoring server closes.
@@ -37,8 +39,17 @@ from .mixer_api import SERVICE_NAME, MixerApi
 from .monitoring import MonitoringApp, MonitoringServer
 from .stats import Stats, make_registry
 
-#: Matches either ready line; groups: "serving istio.mixer.v1.Mixer" or "monitoring", host, port.
-READY_PATTERN = re.compile(r"^mixerd: (serving \S+|monitoring) on (?:http://)?(\[[^\]]+\]|[^\s:]+):(\d+)$")
+#: Matches either ready line; groups: "serving <service>, <service>, ..." or "monitoring", host, port.
+READY_PATTERN = re.compile(
+    r"^mixerd: (serving \S+(?:, \S+)*|monitoring) on (?:http://)?(\[[^\]]+\]|[^\s:]+):(\d+)$"
+)
+
+
+def served_services(what: str) -> list[str]:
+    """The service names of a ready line's "serving A, B, ..." group ([] for the monitoring line)."""
+    prefix = "serving "
+    return what.removeprefix(prefix).split(", ") if what.startswith(prefix) else []
+
 
 _HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
@@ -74,6 +85,8 @@ class RunningServer:
     stats: Stats
     dispatcher: Dispatcher
     runtime: Runtime | None
+    #: The APIs served on the gRPC port (Mixer's, then Envoy's), by full service name.
+    services: tuple[str, ...]
     _grpc: grpc.aio.Server = field(repr=False)
     _health: health.aio.HealthServicer = field(repr=False)
     _monitoring_app: MonitoringApp = field(repr=False)
@@ -98,7 +111,7 @@ class RunningServer:
     def ready_lines(self) -> list[str]:
         """The two lines `mixerd serve` prints once serving (format in the module docstring)."""
         return [
-            f"mixerd: serving {SERVICE_NAME} on {self.address}",
+            f"mixerd: serving {', '.join(self.services)} on {self.address}",
             f"mixerd: monitoring on {self.monitoring_url}",
         ]
 
@@ -239,6 +252,7 @@ async def start(
         stats=stats,
         dispatcher=dispatcher,
         runtime=runtime,
+        services=(SERVICE_NAME, *envoy_services),
         _grpc=server,
         _health=health_servicer,
         _monitoring_app=monitoring_app,

@@ -18,7 +18,6 @@ from mixerd.cli import main
 from mixerd.config import load_snapshot
 from mixerd.plugins import load_adapters
 
-EXAMPLES = rules_folder("examples")
 _COMMAND = re.compile(r"^#\s+(mixerd (?:check|report) .*?)\s+->\s+(.*)$")
 _RESULT = re.compile(r"^#\s+->\s+(\S+) gains (\{.*\})$")
 
@@ -51,12 +50,18 @@ def test_istio_folder_is_istios_config_unchanged() -> None:
     assert ours == reference.read_bytes()
 
 
-def test_default_istio_and_every_example_load() -> None:
+@pytest.fixture
+def examples(bundled_rules: Callable[[str], Path]) -> Path:
+    """A copy of rules/examples/ (see bundled_rules)."""
+    return bundled_rules("examples")
+
+
+def test_default_istio_and_every_example_load(examples: Path) -> None:
     adapters = load_adapters()
     for folder in [
         rules_folder(),
         rules_folder("istio"),
-        *sorted(p for p in EXAMPLES.iterdir() if p.is_dir()),
+        *sorted(p for p in examples.iterdir() if p.is_dir()),
     ]:
         snapshot = load_snapshot(folder, adapters)
         assert snapshot.rules, folder
@@ -64,10 +69,10 @@ def test_default_istio_and_every_example_load() -> None:
 
 @pytest.mark.parametrize("example", ["deny-by-header", "ip-whitelist"])
 def test_check_examples(
-    example: str, start_mixer_server: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+    example: str, examples: Path, start_mixer_server: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = start_mixer_server(config=str(EXAMPLES / example))
-    commands = commented_commands(EXAMPLES / example)
+    server = start_mixer_server(config=str(examples / example))
+    commands = commented_commands(examples / example)
     assert len(commands) == 2
     for argv, expected in commands:
         result = run_json(capsys, argv, server.address)
@@ -77,10 +82,10 @@ def test_check_examples(
 
 
 def test_rate_limit_example(
-    start_mixer_server: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+    examples: Path, start_mixer_server: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = start_mixer_server(config=str(EXAMPLES / "rate-limit-per-user"))
-    [(argv, expected)] = commented_commands(EXAMPLES / "rate-limit-per-user")
+    server = start_mixer_server(config=str(examples / "rate-limit-per-user"))
+    [(argv, expected)] = commented_commands(examples / "rate-limit-per-user")
     assert expected == "granted 1, 3 times; then 0"
     granted = [
         run_json(capsys, argv, server.address)["quotas"]["requestcount"]["granted_amount"] for _ in range(4)
@@ -94,13 +99,13 @@ def test_rate_limit_example(
 
 
 def test_access_log_example(
-    tmp_path: Path, start_mixer_server: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, examples: Path, start_mixer_server: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = (EXAMPLES / "access-log" / "accesslog.yaml").read_text()
+    text = (examples / "access-log" / "accesslog.yaml").read_text()
     [documented] = [m for line in text.splitlines() if (m := _RESULT.match(line))]
     log = tmp_path / "access.log"
     folder = tmp_path / "config"
-    shutil.copytree(EXAMPLES / "access-log", folder)
+    shutil.copytree(examples / "access-log", folder)
     (folder / "accesslog.yaml").write_text(text.replace(documented.group(1), str(log)))
     server = start_mixer_server(config=str(folder))
     [(argv, _)] = commented_commands(folder)

@@ -32,7 +32,6 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from peers.envoy import AccessLog, EnvoyProxy, Upstream
 from prometheus_client.parser import text_string_to_metric_families
 
-from mixerd.bundled import rules_folder
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime
 from mixerd.testing_scenarios.server import parse_metrics, run_mixer
@@ -244,8 +243,8 @@ def test_entries_become_requests_total_series_across_messages(doc_server: Any) -
 
 
 @pytest.fixture
-def istio() -> Iterator[Any]:
-    with run_mixer(Runtime(load_adapters(), folder=rules_folder("istio")), prometheus_port=0) as mixer:
+def istio(bundled_rules: Callable[[str], Path]) -> Iterator[Any]:
+    with run_mixer(Runtime(load_adapters(), folder=bundled_rules("istio")), prometheus_port=0) as mixer:
         yield mixer
 
 

@@ -21,7 +21,7 @@ import pytest
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
 from mixerd.attribute import GLOBAL_WORDS, encode_attributes, encode_report
 from mixerd.plugins import load_adapters
-from mixerd.server.app import READY_PATTERN
+from mixerd.server.app import READY_PATTERN, served_services
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +113,7 @@ def served(site: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
             proc.kill()
             _, stderr = proc.communicate(timeout=10)
             pytest.fail(f"no ready line: {line!r}; stderr: {stderr}")
-        assert ready.group(1) == "serving istio.mixer.v1.Mixer"
+        assert served_services(ready.group(1))[0] == "istio.mixer.v1.Mixer"
         yield proc, f"127.0.0.1:{ready.group(3)}"
     finally:
         if proc.poll() is None:

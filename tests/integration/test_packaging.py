@@ -105,7 +105,7 @@ def test_server_runs_from_the_unpacked_wheel(wheel: Path, tmp_path: Path) -> Non
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
-        match = re.search(r"serving istio\.mixer\.v1\.Mixer on ([\d.]+:\d+)", line)
+        match = re.search(r"serving istio\.mixer\.v1\.Mixer(?:, \S+)* on ([\d.]+:\d+)", line)
         assert match, line
         with grpc.insecure_channel(match.group(1)) as channel:
             response = mixer_pb2_grpc.MixerStub(channel).Check(mixer_pb2.CheckRequest(), timeout=10)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,6 @@ from peers import receivers as peers
 
 from mixerd.api.mixer.v1 import mixer_pb2_grpc
 from mixerd.attribute import encode_report
-from mixerd.bundled import rules_folder
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime
 from mixerd.testing import typical_http_bag
@@ -26,9 +26,11 @@ def _value(result: list[dict[str, Any]]) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def test_prometheus_scrapes_istios_series_from_mixerd(tmp_path: Path) -> None:
+def test_prometheus_scrapes_istios_series_from_mixerd(
+    tmp_path: Path, bundled_rules: Callable[[str], Path]
+) -> None:
     # The real kubernetesenv is built but unavailable outside a cluster: workloads read "unknown".
-    with run_mixer(Runtime(load_adapters(), folder=rules_folder("istio")), prometheus_port=0) as mixer:
+    with run_mixer(Runtime(load_adapters(), folder=bundled_rules("istio")), prometheus_port=0) as mixer:
         with grpc.insecure_channel(mixer.address) as channel:
             mixer_pb2_grpc.MixerStub(channel).Report(
                 encode_report([typical_http_bag(1), typical_http_bag(2)])

@@ -39,7 +39,7 @@ from mixerd.attribute import (
     encode_attributes,
     encode_report,
 )
-from mixerd.server.app import READY_PATTERN, ConfigError, StartError, start
+from mixerd.server.app import READY_PATTERN, ConfigError, StartError, served_services, start
 from mixerd.server.dispatch import CheckOutcome, QuotaOutcome, SimpleDispatcher
 from mixerd.settings import Settings
 from mixerd.testing import typical_http_bag
@@ -49,6 +49,11 @@ pytestmark = pytest.mark.integration
 CHECK = "/istio.mixer.v1.Mixer/Check"
 REPORT = "/istio.mixer.v1.Mixer/Report"
 MIXER = "istio.mixer.v1.Mixer"
+ENVOY_SERVICES = (
+    "envoy.service.auth.v3.Authorization",
+    "envoy.service.ratelimit.v3.RateLimitService",
+    "envoy.service.accesslog.v3.AccessLogService",
+)
 
 
 @pytest.fixture
@@ -470,10 +475,18 @@ def test_serve_prints_its_ports_and_exits_0_on_signal(sig: signal.Signals) -> No
         matches = [READY_PATTERN.match(line) for line in lines]
         assert all(matches), lines
         (grpc_match, http_match) = matches
-        assert grpc_match and grpc_match.group(1) == f"serving {MIXER}"
-        assert http_match and http_match.group(1) == "monitoring"
+        assert grpc_match and http_match and http_match.group(1) == "monitoring"
+        named = served_services(grpc_match.group(1))
+        assert named == [MIXER, *ENVOY_SERVICES]
         with grpc.insecure_channel(f"127.0.0.1:{grpc_match.group(3)}") as ch:
             assert stub(ch).Check(check_request(), timeout=10).precondition.valid_use_count == 10000
+            # The line names what the port really serves: every API reflection lists, but for its own
+            # and health's plumbing.
+            listed = ProtoReflectionDescriptorDatabase(ch).get_services()
+        assert set(named) == set(listed) - {
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection",
+        }
         assert http_get(f"http://127.0.0.1:{http_match.group(3)}/healthz")[0] == 200
         proc.send_signal(sig)
         assert proc.wait(timeout=10) == 0

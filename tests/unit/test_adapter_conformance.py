@@ -336,7 +336,8 @@ def test_a_build_that_fails_after_the_adapters_work_leaves_nothing_behind(name: 
         config = SimpleNamespace(
             fqn=f"{name}.handler.conformance", adapter=adapter, params=_params(name), instances={}
         )
-        built = await build_handler(config, FixedClock())  # type: ignore[arg-type]
+        settings = Settings(address="127.0.0.1", prometheus_port=0)  # never a default port
+        built = await build_handler(config, FixedClock(), settings)  # type: ignore[arg-type]
         assert not built.available
         assert built.failure == "build failed: RuntimeError: injected failure after the adapter's build"
         assert _others_done()  # every background task the adapter started is gone

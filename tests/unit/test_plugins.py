@@ -3,6 +3,8 @@ start-up with messages that name the plugin."""
 
 from __future__ import annotations
 
+import json
+import platform
 import re
 import sys
 import textwrap
@@ -15,16 +17,24 @@ from typing import Any
 import pluggy
 import pytest
 
+import mixerd
+from mixerd import cli
 from mixerd.adapter import AdapterInfo
 from mixerd.hookspecs import hookimpl
 from mixerd.plugins import (
     BUILTIN_ADAPTERS,
     ENTRY_POINT_GROUP,
+    Origin,
     PluginError,
+    adapter_origins,
     collect_adapters,
     load_adapters,
     make_plugin_manager,
 )
+from mixerd.templates import TEMPLATES
+
+#: The adapters mixerd ships (zipkin comes with otlp's module).
+BUILTIN_NAMES = set(collect_adapters(make_plugin_manager(entry_points=False)))
 
 
 @dataclass
@@ -317,3 +327,49 @@ def test_two_entry_points_for_one_adapter_name(site: Path) -> None:
 def test_entry_points_can_be_left_out(site: Path) -> None:
     install(site, "mixerd-broken", {"broken": "ep_missing_module"})
     assert "broken" not in collect_adapters(make_plugin_manager(entry_points=False))
+
+
+# -- mixerd version: where each adapter comes from -------------------------------------------------------
+
+
+def test_origins_name_the_distribution_of_each_adapter(site: Path) -> None:
+    install(site, "mixerd-fake", {"fake": "ep_origin"}, {"ep_origin": "fake"})
+    origins = adapter_origins(make_plugin_manager())
+    assert origins["fake"] == Origin("mixerd-fake", "1.0", builtin=False)
+    assert origins["denier"] == Origin("mixerd", mixerd.__version__, builtin=True)
+    assert set(origins) == set(load_adapters())
+
+
+def test_version_lists_adapters_with_their_packages_and_every_template(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install(site, "mixerd-fake", {"fake": "ep_version"}, {"ep_version": "fake"})
+    assert cli.main(["version"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"mixerd {mixerd.__version__} (Python {platform.python_version()})"
+    rows = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines if line.startswith("  ")}
+    assert re.fullmatch(r"plugin \(mixerd-fake 1\.0\)\s+checknothing", rows["fake"])
+    assert re.fullmatch(rf"built-in \(mixerd {re.escape(mixerd.__version__)}\)\s+logentry", rows["fluentd"])
+    for name in BUILTIN_NAMES:
+        assert rows[name].startswith("built-in (mixerd "), name
+    for name, template in TEMPLATES.items():
+        assert rows[name] == template.variety.name
+
+
+def test_version_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["version", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["mixerd"] == mixerd.__version__ and answer["errors"] == []
+    memquota = next(a for a in answer["adapters"] if a["name"] == "memquota")
+    assert (memquota["builtin"], memquota["package"], memquota["templates"]) == (True, "mixerd", ["quota"])
+    assert [t["name"] for t in answer["templates"]] == sorted(TEMPLATES)
+
+
+def test_version_with_a_broken_plugin_still_lists_the_built_ins(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install(site, "mixerd-broken", {"broken": "ep_missing_module"})
+    assert cli.main(["version"]) == 1
+    out, err = capsys.readouterr()
+    assert "  denier " in out and "broken" not in out
+    assert err.startswith("mixerd version: adapter plugin 'broken': cannot load entry point")

