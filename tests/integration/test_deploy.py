@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import shutil
 import subprocess
 import urllib.request
 import zipfile
@@ -28,7 +27,7 @@ from peers import redis as redis_peers
 from peers.envoy import EnvoyProxy, ExtAuthz, RateLimit, Upstream, bootstrap, remote_address, validate
 from peers.kubelet import write_configmap
 from peers.receivers import free_port, wait_until
-from peers.wheels import build_wheel
+from peers.wheels import build_wheel, dockerfile_context
 
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
 from mixerd.attribute import GLOBAL_WORDS, encode_attributes
@@ -238,17 +237,7 @@ def test_envoy_reaches_the_replicas_through_the_docs_cluster(
 
 
 def test_the_files_the_dockerfile_copies_build_a_wheel_with_the_entrypoint(tmp_path: Path) -> None:
-    text = (REPO / "deploy" / "Dockerfile").read_text()
-    context = tmp_path / "context"
-    context.mkdir()
-    for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):
-        *sources, _ = line.split()
-        for source in sources:
-            source = source.rstrip("/")
-            if (REPO / source).is_dir():
-                shutil.copytree(REPO / source, context / source, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(REPO / source, context / source)
+    context = dockerfile_context(tmp_path / "context")
     wheel = build_wheel(context, tmp_path / "wheels")
     names = zipfile.ZipFile(wheel).namelist()
     assert "mixerd/rules/default/accesslog.yaml" in names  # `mixerd serve` without --config needs it

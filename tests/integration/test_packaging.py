@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from peers.wheels import build_wheel
+from peers.wheels import build_checkout_wheel
 
 import mixerd
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
@@ -35,19 +34,7 @@ def test_editable_install_maps_the_source_folders() -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel built from a copy of the tracked and new source files (the checkout is left untouched)."""
-    src = tmp_path_factory.mktemp("src")
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in listed:
-        if (REPO / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, src / name)
-    return build_wheel(src, tmp_path_factory.mktemp("wheel"))
+    return build_checkout_wheel(tmp_path_factory.mktemp("build"))
 
 
 def test_wheel_contains_the_renamed_packages_and_their_data(wheel: Path) -> None:
