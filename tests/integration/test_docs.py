@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,18 @@ def _tour_commands(prefix: str) -> list[str]:
 
 
 def _tour() -> list[tuple[str, str | None]]:
-    """Each README shell line with the --config folder of the `./scripts/serve` line before it (None:
-    the embedded default rules)."""
+    """Each README shell line with the --config folder of the `./scripts/serve` line before it, as the
+    checkout's folder it is a `cp -r` of (None: the embedded default rules)."""
     config = None
+    copies: dict[str, str] = {}  # the tour's own copies: destination -> source
     out = []
     for line in _shell_lines((REPO / "README.md").read_text()):
+        args = shlex.split(line, comments=True)
+        if args[:2] == ["cp", "-r"]:
+            copies[args[3]] = args[2]
         if line.startswith("./scripts/serve"):
-            args = shlex.split(line, comments=True)
             config = args[args.index("--config") + 1] if "--config" in args else None
+            config = copies.get(config, config) if config else None
         out.append((line, config))
     return out
 
@@ -46,11 +51,20 @@ def test_readme_has_a_tour() -> None:
 
 @pytest.mark.parametrize(("line", "config"), [(line, c) for line, c in _tour() if line.startswith("mixerd ")])
 def test_readme_mixerd_commands_succeed(
-    line: str, config: str | None, start_mixer_server: Any, capsys: pytest.CaptureFixture[str]
+    line: str,
+    config: str | None,
+    start_mixer_server: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     """Each command works against the server the README has running at that point; a trailing
-    `# -> TEXT` comment says what its output shows (default: OK)."""
-    server = start_mixer_server(config=str(REPO / config) if config else None)
+    `# -> TEXT` comment says what its output shows (default: OK). The server serves a copy of the
+    folder, as the tour's reader does (and the reader's own edits of it change nothing here)."""
+    folder = None
+    if config:
+        folder = tmp_path / "rules"
+        shutil.copytree(REPO / config, folder)
+    server = start_mixer_server(config=str(folder) if folder else None)
     command, _, expected = line.partition("# ->")
     argv = [arg.replace("localhost:9091", server.address) for arg in shlex.split(command)[1:]]
     assert main(argv) == 0, capsys.readouterr()

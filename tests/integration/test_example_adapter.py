@@ -174,3 +174,19 @@ def test_without_the_package_the_config_is_refused_at_start_up() -> None:
     )
     assert [line.strip() for line in stderr.splitlines()[1:]] == [problem], stderr
     assert stderr.startswith(f"mixerd serve: error: {CONFIG}: "), stderr
+
+
+def test_mixerd_version_names_the_plugin_and_its_package(site: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mixerd", "version"],
+        env=_environment(site),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    [row] = [line.split() for line in done.stdout.splitlines() if line.startswith("  strikes ")]
+    assert row == ["strikes", "plugin", "(mixerd-example-adapter", "0.1.0)", "listentry,", "metric"]
+    # The same line as docs/cli.md shows, but for the column widths.
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    assert " ".join(row) in {" ".join(line.split()) for line in doc.splitlines()}
