@@ -21,8 +21,9 @@ setup(
         # --config; it ships as data inside the package. Each rule set is listed too: setuptools treats
         # a folder of data under a package as a package of its own, and warns when it is not listed.
         "mixerd.rules",
-        # pyproject.toml's package-data names the same two.
+        # pyproject.toml's package-data names the same three.
         "mixerd.rules.default",
         "mixerd.rules.istio",
+        "mixerd.rules.examples",
     ],
 )

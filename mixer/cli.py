@@ -1,4 +1,4 @@
-"""The `mixerd` command: serve | check | report | eval | check-config | version.
+"""The `mixerd` command: serve | check | report | eval | check-config | examples | version.
 
 Each subcommand lives in mixerd.commands.<name> with two functions: `add_parser(subparsers)` and
 `run(args) -> int` (the exit code).
@@ -20,6 +20,7 @@ _COMMANDS = {
     "report": "client",
     "eval": "eval",
     "check-config": "check_config",
+    "examples": "examples",
     "version": "version",
 }
 

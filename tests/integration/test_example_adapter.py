@@ -25,7 +25,7 @@ from mixerd.server.app import READY_PATTERN, served_services
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "example_adapter"
+EXAMPLE = Path(__file__).resolve().parents[2] / "rules" / "examples" / "strikes-adapter"
 CONFIG = EXAMPLE / "config"
 UNAUTHENTICATED = 16
 

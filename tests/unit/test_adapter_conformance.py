@@ -37,7 +37,7 @@ from mixerd.settings import Settings
 from mixerd.templates import TEMPLATES
 from mixerd_adapters.memquota import UnknownQuota
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "example_adapter"
+EXAMPLE = Path(__file__).resolve().parents[2] / "rules" / "examples" / "strikes-adapter"
 EXAMPLE_MODULE = "mixerd_example_adapter"
 
 #: The name every zero instance carries (an instance always has its FQN).

@@ -26,7 +26,7 @@ from mixerd.templates import TEMPLATES, Field
 REPO = Path(__file__).resolve().parents[2]
 ADAPTERS_MD = (REPO / "docs" / "adapters.md").read_text()
 TEMPLATES_MD = (REPO / "docs" / "templates.md").read_text()
-EXAMPLE = REPO / "tests" / "example_adapter"
+EXAMPLE = REPO / "rules" / "examples" / "strikes-adapter"
 
 #: Example files the page need not show: pytest glue for mixerd's own suite, and the package's README.
 NOT_SHOWN = {"conftest.py", "README.md"}
