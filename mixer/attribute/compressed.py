@@ -91,13 +91,19 @@ def decode_attributes(msg: CompressedAttributes, words: list[str] | None = None)
             total += len(c)
             for k in c:
                 v = c[k]
-                out[g[k] if k >= 0 else m[~k]] = Timestamp(v.seconds * 1_000_000_000 + v.nanos)
+                s, n = v.seconds, v.nanos
+                if not (_MIN_TIMESTAMP <= s <= _MAX_TIMESTAMP and 0 <= n < 1_000_000_000):
+                    raise DecodeError(_out_of_range(g[k] if k >= 0 else m[~k], "timestamp", s, n))
+                out[g[k] if k >= 0 else m[~k]] = Timestamp(s * 1_000_000_000 + n)
         c = msg.durations
         if c:
             total += len(c)
             for k in c:
                 v = c[k]
-                out[g[k] if k >= 0 else m[~k]] = Duration(v.seconds * 1_000_000_000 + v.nanos)
+                s, n = v.seconds, v.nanos
+                if not (-_MAX_DURATION <= s <= _MAX_DURATION and -1_000_000_000 < n < 1_000_000_000):
+                    raise DecodeError(_out_of_range(g[k] if k >= 0 else m[~k], "duration", s, n))
+                out[g[k] if k >= 0 else m[~k]] = Duration(s * 1_000_000_000 + n)
         c = msg.bytes
         if c:
             total += len(c)
@@ -118,6 +124,17 @@ def decode_attributes(msg: CompressedAttributes, words: list[str] | None = None)
     if len(out) != total:
         raise DecodeError(_explain_duplicate(msg, m))
     return out
+
+
+#: google.protobuf.Timestamp's range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, and Duration's,
+#: +-10000 years: values outside them are not valid protobuf, and no adapter could represent them.
+_MIN_TIMESTAMP, _MAX_TIMESTAMP = -62_135_596_800, 253_402_300_799
+_MAX_DURATION = 315_576_000_000
+
+
+def _out_of_range(name: str, kind: str, seconds: int, nanos: int) -> str:
+    limits = "0001-01-01..9999-12-31" if kind == "timestamp" else "+-10000 years"
+    return f"attribute {name!r}: {kind} {seconds}s {nanos}ns is outside protobuf's range ({limits})"
 
 
 def _defined(index: int, m: list[str]) -> bool:

@@ -270,6 +270,40 @@ def test_report_keeps_the_good_bags_and_names_the_bad_ones(start_mixer_server: A
     assert server.stats.decode_errors == 1
 
 
+@pytest.mark.parametrize(
+    ("kind", "seconds", "reason"),
+    [
+        ("timestamps", 10**15, "timestamp 1000000000000000s 0ns is outside protobuf's range (0001-01-01.."),
+        ("timestamps", -(10**15), "timestamp -1000000000000000s 0ns is outside protobuf's range"),
+        ("durations", 10**15, "duration 1000000000000000s 0ns is outside protobuf's range (+-10000 years)"),
+    ],
+)
+def test_a_bag_with_a_value_no_one_can_represent_fails_alone(
+    start_mixer_server: Any, kind: str, seconds: int, reason: str
+) -> None:
+    """A time out of protobuf's range (Python's datetime cannot hold it either) once failed the whole
+    Report in the first adapter that converted it; now that bag alone is refused, and counted."""
+    dispatcher = RecordingDispatcher()
+    server = start_mixer_server(dispatcher)
+    bags = [typical_http_bag(n) for n in range(3)]
+    request = encode_report(bags)
+    values = getattr(request.attributes[1], kind)
+    key = next(iter(values))
+    values[key].seconds, values[key].nanos = seconds, 0
+    name = GLOBAL_WORDS[key] if key >= 0 else request.default_words[~key]
+    alone = encode_attributes(bags[1])
+    next(iter(getattr(alone, kind).values())).seconds = seconds  # nanos kept: any out-of-range value
+    with grpc.insecure_channel(server.address) as ch:
+        error = rpc_error(stub(ch).Report, request)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error.details().startswith(f"report bag 1 of 3: attribute {name!r}: {reason}")
+        check = rpc_error(stub(ch).Check, mixer_pb2.CheckRequest(attributes=alone))
+        assert check.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "is outside protobuf's range" in check.details()
+    assert dispatcher.reports == [[bags[0], bags[2]]]
+    assert server.stats.decode_errors == 2
+
+
 def test_report_lists_a_few_bad_bags_and_counts_the_rest(channel: grpc.Channel) -> None:
     request = mixer_pb2.ReportRequest(attributes=[_bad_index_bag() for _ in range(100)])
     error = rpc_error(stub(channel).Report, request)
