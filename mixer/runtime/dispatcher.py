@@ -35,7 +35,7 @@ from ..server.dispatch import (
     QuotaOutcome,
     QuotaRequest,
 )
-from .handlers import BuiltHandler
+from .handlers import BuiltHandler, HandlerUnavailable
 from .stats import RuntimeStats
 from .table import Destination, Group, Match, Routes, RoutingTable
 
@@ -431,6 +431,11 @@ class RuntimeDispatcher:
         for dest, instances in buffers.values():
             try:
                 answer = dest.method(instances)
+            except HandlerUnavailable:
+                # Its build failed (logged then): counted, but no reason to fail every Report for it;
+                # the other handlers' instances were delivered (Mixer left such handlers out too).
+                self._count(dest, "unavailable")
+                continue
             except Exception as e:
                 self._count(dest, "error")
                 errors.append(f"{dest.handler.fqn}: {type(e).__name__}: {e}")
