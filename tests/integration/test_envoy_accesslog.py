@@ -1,4 +1,4 @@
-"""StreamAccessLogs into a real mixerd, seen in a prometheus scrape: over real gRPC with the xds-protos
+"""StreamAccessLogs into a real mixerd, seen in a prometheus scrape: over real gRPC with the generated stub
 client, and from a real Envoy (tests/peers/envoy.py) in front of a tiny upstream.
 
 The configs are docs/envoy/accesslog.md's rule example (its YAML blocks, as written) and Istio's default
@@ -24,14 +24,14 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from envoy.config.core.v3 import base_pb2
-from envoy.data.accesslog.v3 import accesslog_pb2
-from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from google.protobuf import json_format, text_format
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from peers.envoy import AccessLog, EnvoyProxy, Upstream
 from prometheus_client.parser import text_string_to_metric_families
 
+from mixerd.api.envoy.config.core.v3 import base_pb2
+from mixerd.api.envoy.data.accesslog.v3 import accesslog_pb2
+from mixerd.api.envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from mixerd.bundled import rules_folder
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime
