@@ -12,10 +12,4 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 mixerd_install() {  # mixerd_install [EXTRAS]: editable install of this checkout, quietly
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".${1:+[$1]}"
-  # xds-protos (Envoy's messages) ships a stale copy of opentelemetry-proto's modules that overwrites the
-  # real package's files, depending on install order (grpc/grpc#42926); put the real ones back.
-  if ! "$VENV/bin/python" -c 'from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope' 2>/dev/null; then
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
-      "opentelemetry-proto==$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
-  fi
 }
