@@ -23,12 +23,12 @@ import sys
 import tempfile
 
 from _common import MIXERD_READY, drive, per_call_us, same_body, server_process
-from envoy.config.core.v3 import base_pb2
-from envoy.data.accesslog.v3 import accesslog_pb2
-from envoy.service.accesslog.v3 import als_pb2
 from google.protobuf import json_format
 from rpc import REPORT
 
+from mixerd.api.envoy.config.core.v3 import base_pb2
+from mixerd.api.envoy.data.accesslog.v3 import accesslog_pb2
+from mixerd.api.envoy.service.accesslog.v3 import als_pb2
 from mixerd.attribute import encode_report
 from mixerd.bundled import rules_folder
 from mixerd.server.envoy.accesslog_attributes import http_attributes, reporter_from_node

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import MIXERD_READY, WARM_UP, ServerProcess, drive, server_process
-from envoy.service.auth.v3 import external_auth_pb2
 
+from mixerd.api.envoy.service.auth.v3 import external_auth_pb2
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime, RuntimeDispatcher
 from mixerd.server.envoy.authz import AuthorizationService

@@ -55,7 +55,7 @@ spec:
 
 def request_bodies(client: int, calls: int) -> list[bytes]:
     """`WARM_UP + calls` requests for one client: its own 100 addresses, 100 users among all clients."""
-    from envoy.service.ratelimit.v3 import rls_pb2
+    from mixerd.api.envoy.service.ratelimit.v3 import rls_pb2
 
     out = []
     for i in range(calls + WARM_UP):
@@ -70,7 +70,7 @@ def request_bodies(client: int, calls: int) -> list[bytes]:
 
 async def _floor(port: int) -> None:
     """A bare grpc.aio server whose ShouldRateLimit returns a constant (two OK statuses)."""
-    from envoy.service.ratelimit.v3 import rls_pb2
+    from mixerd.api.envoy.service.ratelimit.v3 import rls_pb2
 
     answer = rls_pb2.RateLimitResponse(overall_code=rls_pb2.RateLimitResponse.OK)
     for _ in range(2):

@@ -21,12 +21,6 @@ mixerd_install() {  # mixerd_install [EXTRAS]: editable install of this checkout
     return 0
   fi
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}"
-  # xds-protos (Envoy's messages) ships a stale copy of opentelemetry-proto's modules that overwrites the
-  # real package's files, depending on install order (grpc/grpc#42926); put the real ones back.
-  if ! "$VENV/bin/python" -c 'from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope' 2>/dev/null; then
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
-      "opentelemetry-proto==$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
-  fi
   printf '%s\n' "$want" >"$stamp"
   # The plain install is part of the one with extras: a later ./scripts/serve need not redo it.
   [ -z "$extras" ] || printf '%s\n' "$want" >"$VENV/.mixerd-install"

@@ -26,16 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-
-try:
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-except ImportError as e:  # pragma: no cover - depends on how the environment was installed
-    # xds-protos (a mixerd dependency) ships a stale copy of opentelemetry-proto's modules over the real
-    # package's files when installed after it (grpc/grpc#42926). scripts/_venv.sh repairs its venv.
-    raise ImportError(
-        f"{e}; if xds-protos was installed after opentelemetry-proto it overwrote that package's files "
-        "(grpc/grpc#42926): pip install --force-reinstall --no-deps opentelemetry-proto"
-    ) from e
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 

@@ -37,6 +37,7 @@ from .dispatch import Dispatcher
 from .envoy import FrontEndContext, add_envoy_services
 from .mixer_api import SERVICE_NAME, MixerApi
 from .monitoring import MonitoringApp, MonitoringServer
+from .reflection_pool import reflection_pool
 from .stats import Stats, make_registry
 
 #: Matches either ready line; groups: "serving <service>, <service>, ..." or "monitoring", host, port.
@@ -221,9 +222,9 @@ async def start(
     envoy_services = add_envoy_services(server, front_end)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, *envoy_services, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
-    )
+    served = (SERVICE_NAME, *envoy_services, _HEALTH_SERVICE, reflection.SERVICE_NAME)
+    # A pool of its own, which describes Envoy's services under Envoy's names (reflection_pool.py).
+    reflection.enable_server_reflection(served, server, pool=reflection_pool(served))
     where = host_port(settings.address, settings.port)
     try:
         port = server.add_insecure_port(where)

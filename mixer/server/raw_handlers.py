@@ -11,6 +11,12 @@ from collections.abc import Mapping
 
 import grpc
 
+# The names Envoy calls its services by. mixerd's copies of Envoy's messages live in a package of their own
+# (mixerd.envoy.*, protos/mixerd/README.md), so these are written here, not read from those descriptors.
+ENVOY_AUTHORIZATION = "envoy.service.auth.v3.Authorization"
+ENVOY_RATE_LIMIT_SERVICE = "envoy.service.ratelimit.v3.RateLimitService"
+ENVOY_ACCESS_LOG_SERVICE = "envoy.service.accesslog.v3.AccessLogService"
+
 
 def add_raw_handlers(
     server: grpc.aio.Server, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]

@@ -21,7 +21,6 @@ import grpc
 import pytest
 import redis
 import yaml
-from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from peers import redis as redis_peers
 from peers.envoy import EnvoyProxy, ExtAuthz, RateLimit, Upstream, bootstrap, remote_address, validate
@@ -29,6 +28,7 @@ from peers.kubelet import write_configmap
 from peers.receivers import free_port, wait_until
 from peers.wheels import build_wheel, dockerfile_context
 
+from mixerd.api.envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
 from mixerd.attribute import GLOBAL_WORDS, encode_attributes
 from mixerd.plugins import load_adapters

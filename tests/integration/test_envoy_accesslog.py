@@ -1,4 +1,4 @@
-"""StreamAccessLogs into a real mixerd, seen in a prometheus scrape: over real gRPC with the xds-protos
+"""StreamAccessLogs into a real mixerd, seen in a prometheus scrape: over real gRPC with the generated stub
 client, and from a real Envoy (tests/peers/envoy.py) in front of a tiny upstream.
 
 The configs are docs/envoy/accesslog.md's rule example (its YAML blocks, as written) and Istio's default
@@ -24,14 +24,14 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from envoy.config.core.v3 import base_pb2
-from envoy.data.accesslog.v3 import accesslog_pb2
-from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from google.protobuf import json_format, text_format
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from peers.envoy import AccessLog, EnvoyProxy, Upstream
 from prometheus_client.parser import text_string_to_metric_families
 
+from mixerd.api.envoy.config.core.v3 import base_pb2
+from mixerd.api.envoy.data.accesslog.v3 import accesslog_pb2
+from mixerd.api.envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime
 from mixerd.testing_scenarios.server import parse_metrics, run_mixer
@@ -327,24 +327,40 @@ def test_malformed_messages_and_unmappable_entries_are_counted_and_skipped(doc_s
     assert (metrics['entries_total{type="http"}'], metrics["bags_reported_total"]) == (4.0, 3.0)
 
 
-@contextmanager
-def _busy_port() -> Iterator[int]:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        yield busy.getsockname()[1]
+#: A metric whose value cannot be evaluated for these entries (an attribute they lack, no fallback),
+#: beside the doc's config: its instance fails in every Report the stream brings.
+BROKEN_METRIC = """\
+apiVersion: config.istio.io/v1alpha2
+kind: instance
+metadata: {name: broken, namespace: istio-system}
+spec:
+  compiledTemplate: metric
+  params: {value: request.api_key}
+---
+apiVersion: config.istio.io/v1alpha2
+kind: handler
+metadata: {name: brokenprom, namespace: istio-system}
+spec:
+  compiledAdapter: prometheus
+  params: {metrics: [{name: broken, instanceName: broken.instance.istio-system, kind: COUNTER}]}
+---
+apiVersion: config.istio.io/v1alpha2
+kind: rule
+metadata: {name: broken, namespace: istio-system}
+spec:
+  actions: [{handler: brokenprom, instances: [broken]}]
+"""
 
 
 def test_a_report_the_pipeline_fails_is_counted_and_the_stream_goes_on(
     tmp_path: Path, start_mixer_server: Callable[..., Any]
 ) -> None:
-    # The prometheus port is taken: the handler is unavailable, so every Report fails.
     (tmp_path / "rules.yaml").write_text(doc_rules())
-    with _busy_port() as port:
-        server = start_mixer_server(config=str(tmp_path), prometheus_port=port)
-        messages = [http_message(entry(REVIEWS_INBOUND, 200), node=doc_node())]
-        messages += [http_message(entry(REVIEWS_INBOUND, 200)) for _ in range(4)]
-        assert stream(server.address, messages) == als_pb2.StreamAccessLogsResponse()
+    (tmp_path / "broken.yaml").write_text(BROKEN_METRIC)
+    server = start_mixer_server(config=str(tmp_path), prometheus_port=0)
+    messages = [http_message(entry(REVIEWS_INBOUND, 200), node=doc_node())]
+    messages += [http_message(entry(REVIEWS_INBOUND, 200)) for _ in range(4)]
+    assert stream(server.address, messages) == als_pb2.StreamAccessLogsResponse()
     metrics = als_metrics(server.monitoring_url)
     assert (metrics["report_errors_total"], metrics["bags_reported_total"]) == (5.0, 5.0)
 

@@ -1,4 +1,4 @@
-"""envoy.service.auth.v3.Authorization/Check over real gRPC, with the xds-protos client: verdicts from a
+"""envoy.service.auth.v3.Authorization/Check over real gRPC, with the generated stub: verdicts from a
 config (tests/data/envoy/authz/policy), error statuses, the verdict cache and its metrics, reloads."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 
 import grpc
 import pytest
-from envoy.config.core.v3 import base_pb2
-from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from google.protobuf import descriptor_pool
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from mixerd.api.envoy.config.core.v3 import base_pb2
+from mixerd.api.envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from mixerd.attribute import AttributeBag
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime

@@ -11,7 +11,6 @@ from typing import Any
 
 import grpc
 import pytest
-from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from peers import receivers as peers
 from peers.envoy import (
     AccessLog,
@@ -26,6 +25,7 @@ from peers.envoy import (
     validate,
 )
 
+from mixerd.api.envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from mixerd.testing_scenarios.server import LoopThread
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Envoy's rate limit service over real gRPC (xds-protos' RateLimitServiceStub) against a real mixerd started
+"""Envoy's rate limit service over real gRPC (the generated stub) against a real mixerd started
 on a config folder with a `ratelimitconfig`, on a manual clock so every remaining and reset is exact:
 
 - the N+1th request of a window is OVER_LIMIT; statuses keep the request's order, each with its current
@@ -20,9 +20,9 @@ from typing import Any
 
 import grpc
 import pytest
-from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from peers import redis as redis_peers
 
+from mixerd.api.envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime
 from mixerd.testing_scenarios import run_mixer

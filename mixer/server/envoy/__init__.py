@@ -5,7 +5,9 @@
 - `accesslog`: envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs (ALS).
 
 Each turns Envoy's message into an attribute bag and runs the same dispatch as Mixer's Check or Report,
-so one rule set serves both kinds of proxy. Message and service classes come from the xds-protos package.
+so one rule set serves both kinds of proxy. The message classes are mixerd's own (`mixerd.api.envoy`,
+generated from protos/mixerd/envoy: Envoy's wire, in a package of mixerd's own), and the services are
+registered under Envoy's names (`raw_handlers.ENVOY_*`), which Envoy calls.
 """
 
 from __future__ import annotations

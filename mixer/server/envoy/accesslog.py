@@ -28,14 +28,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from envoy.service.accesslog.v3 import als_pb2
 from google.protobuf.message import DecodeError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ...api.envoy.service.accesslog.v3 import als_pb2
 from ...attribute import AttributeBag
 from ..dispatch import Dispatcher, DispatchError
-from ..raw_handlers import add_raw_handlers
+from ..raw_handlers import ENVOY_ACCESS_LOG_SERVICE, add_raw_handlers
 from .accesslog_attributes import (
     NO_REPORTER,
     ConnectionBytes,
@@ -49,7 +49,7 @@ from .accesslog_attributes import (
 if TYPE_CHECKING:
     from . import FrontEndContext
 
-SERVICE_NAME: str = als_pb2.DESCRIPTOR.services_by_name["AccessLogService"].full_name
+SERVICE_NAME = ENVOY_ACCESS_LOG_SERVICE
 
 _log = logging.getLogger(__name__)
 _Message = als_pb2.StreamAccessLogsMessage

@@ -40,9 +40,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-from envoy.config.core.v3 import base_pb2
-from envoy.data.accesslog.v3 import accesslog_pb2
-
+from ...api.envoy.config.core.v3 import base_pb2
+from ...api.envoy.data.accesslog.v3 import accesslog_pb2
 from ...attribute import BUILTIN_MANIFEST, ValueType
 from ...attribute.values import Duration, Timestamp
 

@@ -29,12 +29,12 @@ import logging
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
-from envoy.service.auth.v3 import external_auth_pb2
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
+from ...api.envoy.service.auth.v3 import external_auth_pb2
 from ...attribute import AttributeBag
 from ..dispatch import ALLOW, OK, Dispatcher, DispatchError, QuotaRequest
-from ..raw_handlers import add_raw_handlers
+from ..raw_handlers import ENVOY_AUTHORIZATION, add_raw_handlers
 from .authz_attributes import AttributeView, BadAttributes
 from .authz_metrics import AuthzCollector, AuthzStats
 from .authz_response import response_bytes
@@ -43,7 +43,7 @@ from .verdict_cache import VerdictCache
 if TYPE_CHECKING:
     from . import FrontEndContext
 
-SERVICE_NAME: str = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name
+SERVICE_NAME = ENVOY_AUTHORIZATION
 
 _log = logging.getLogger(__name__)
 

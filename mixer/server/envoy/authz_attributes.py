@@ -28,8 +28,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from envoy.service.auth.v3 import attribute_context_pb2
-
+from ...api.envoy.service.auth.v3 import attribute_context_pb2
 from ...attribute import Timestamp
 
 AttributeContext = attribute_context_pb2.AttributeContext

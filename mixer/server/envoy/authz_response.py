@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from envoy.config.core.v3 import base_pb2
-from envoy.service.auth.v3 import external_auth_pb2
-
+from ...api.envoy.config.core.v3 import base_pb2
+from ...api.envoy.service.auth.v3 import external_auth_pb2
 from ...runtime.dispatcher import http_status_for
 from ..dispatch import APPEND, OK, REMOVE, CheckOutcome, HeaderOperation
 

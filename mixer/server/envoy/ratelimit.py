@@ -26,18 +26,18 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from envoy.service.ratelimit.v3 import rls_pb2
 from google.protobuf.message import DecodeError
 
+from ...api.envoy.service.ratelimit.v3 import rls_pb2
 from ...config.ratelimit_model import UNIT_NAMES, CurrentLimit
 from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed
-from ..raw_handlers import add_raw_handlers
+from ..raw_handlers import ENVOY_RATE_LIMIT_SERVICE, add_raw_handlers
 from .ratelimit_stats import RateLimitCollector, RateLimitStats
 
 if TYPE_CHECKING:
     from . import FrontEndContext
 
-SERVICE_NAME = rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"].full_name
+SERVICE_NAME = ENVOY_RATE_LIMIT_SERVICE
 
 _log = logging.getLogger(__name__)
 _Request = rls_pb2.RateLimitRequest

@@ -121,7 +121,7 @@ def test_the_documented_summary_is_what_check_config_prints(
     doc = (repo / "docs" / "cli.md").read_text(encoding="utf-8")
     section = doc[doc.index("## `mixerd check-config`") :]
     lines = section.splitlines()
-    command = lines.index("$ mixerd check-config rules/examples")
-    monkeypatch.chdir(bundled_rules("examples").parent)  # a copy: the checkout's may be mid-edit
-    assert main(["check-config", "examples"]) == 0
+    command = lines.index("$ mixerd check-config rules/istio")
+    monkeypatch.chdir(bundled_rules("istio").parent)  # a copy: the checkout's may be mid-edit
+    assert main(["check-config", "istio"]) == 0
     assert capsys.readouterr().out == lines[command + 1] + "\n"

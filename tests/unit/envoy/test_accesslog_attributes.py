@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from envoy.config.core.v3 import address_pb2, base_pb2
-from envoy.data.accesslog.v3 import accesslog_pb2
-from envoy.service.accesslog.v3 import als_pb2
 from google.protobuf import text_format
 
+from mixerd.api.envoy.config.core.v3 import address_pb2, base_pb2
+from mixerd.api.envoy.data.accesslog.v3 import accesslog_pb2
+from mixerd.api.envoy.service.accesslog.v3 import als_pb2
 from mixerd.attribute import BUILTIN_MANIFEST, Duration, Timestamp, ValueType
 from mixerd.server.envoy.accesslog_attributes import (
     NO_REPORTER,

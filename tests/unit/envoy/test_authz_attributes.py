@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from envoy.service.auth.v3 import attribute_context_pb2
 
+from mixerd.api.envoy.service.auth.v3 import attribute_context_pb2
 from mixerd.attribute import BUILTIN_MANIFEST, Timestamp, ValueType
 from mixerd.server.envoy.authz_attributes import (
     ATTRIBUTE_NAMES,

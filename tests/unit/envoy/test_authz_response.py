@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from envoy.config.core.v3 import base_pb2
 
 from mixerd.adapter import Code
+from mixerd.api.envoy.config.core.v3 import base_pb2
 from mixerd.server.dispatch import ALLOW, APPEND, REMOVE, REPLACE, CheckOutcome, HeaderOperation
 from mixerd.server.envoy.authz_response import CheckResponse, build_response, http_status, response_bytes
 

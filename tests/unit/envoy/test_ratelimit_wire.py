@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from envoy.service.ratelimit.v3 import rls_pb2
 from google.protobuf import json_format
 
+from mixerd.api.envoy.service.ratelimit.v3 import rls_pb2
 from mixerd.config.ratelimit_model import CurrentLimit
 from mixerd.runtime.ratelimit import OK, OVER_LIMIT, Decision, DescriptorRequest, DescriptorVerdict
 from mixerd.server.envoy.ratelimit import BadRequest, decode, encode
