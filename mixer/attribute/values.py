@@ -167,6 +167,17 @@ def ip_text(raw: bytes) -> str:
     raise ValueError(f"{len(raw)} bytes are not an IP address")
 
 
+def parse_ip(text: str) -> bytes | None:
+    """An IP address in text (dotted IPv4, or IPv6 with an optional %zone, which stays host-local) as an
+    IP_ADDRESS value: 4 or 16 raw bytes; None when it is not one (a NUL or any other stray byte too)."""
+    try:
+        if ":" not in text:
+            return socket.inet_pton(socket.AF_INET, text)
+        return socket.inet_pton(socket.AF_INET6, text.partition("%")[0])
+    except (OSError, ValueError):  # ValueError: an embedded NUL, which inet_pton refuses that way
+        return None
+
+
 @functools.lru_cache(maxsize=1024)
 def _utc_second_text(seconds: int) -> str:
     t = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=seconds)

@@ -143,15 +143,19 @@ def test_bytes_that_are_not_a_check_request_are_invalid_argument(mixer: RunningM
     assert info.value.details().startswith("malformed CheckRequest: ")
 
 
-def test_an_address_that_is_not_an_ip_is_invalid_argument(mixer: RunningMixer) -> None:
+@pytest.mark.parametrize("text", ["mixer.local", "10.0.0.1\x00"])
+def test_an_address_that_is_not_an_ip_is_invalid_argument(
+    mixer: RunningMixer, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
     request = check_request()
-    request.attributes.destination.address.socket_address.address = "mixer.local"
+    request.attributes.destination.address.socket_address.address = text
     error = rpc_error(mixer.address, request)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == (
-        "attributes.destination.address.socket_address.address: 'mixer.local' is not an IP address"
+        f"attributes.destination.address.socket_address.address: {text!r} is not an IP address"
     )
     assert mixer.metric('mixerd_authz_requests_total{outcome="invalid"}') == 1
+    assert not [r for r in caplog.records if r.exc_info]  # bad input, not a traceback
 
 
 # -- the dispatch it runs -------------------------------------------------------------------------------

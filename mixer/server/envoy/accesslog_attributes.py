@@ -32,7 +32,6 @@ the caller counts it and goes on with the next entry.
 
 from __future__ import annotations
 
-import socket
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from urllib.parse import parse_qsl
 from ...api.envoy.config.core.v3 import base_pb2
 from ...api.envoy.data.accesslog.v3 import accesslog_pb2
 from ...attribute import BUILTIN_MANIFEST, ValueType
-from ...attribute.values import Duration, Timestamp
+from ...attribute.values import Duration, Timestamp, parse_ip
 
 __all__ = [
     "NO_FLAGS",
@@ -497,14 +496,10 @@ def _address(common: accesslog_pb2.AccessLogCommon, name: str, side: str, values
 
 
 def _ip(text: str, where: str) -> bytes:
-    try:
-        return socket.inet_pton(socket.AF_INET, text)
-    except OSError:
-        pass
-    try:
-        return socket.inet_pton(socket.AF_INET6, text.partition("%")[0])  # no zone in the packed form
-    except OSError:
-        raise UnmappableEntry(f"{where}: {text!r} is not an IP address") from None
+    packed = parse_ip(text)  # no zone in the packed form
+    if packed is None:
+        raise UnmappableEntry(f"{where}: {text!r} is not an IP address")
+    return packed
 
 
 def _principal(tls: accesslog_pb2.TLSProperties, name: str) -> str | None:

@@ -24,12 +24,12 @@ an address that is not an IP, a port above 65535, a timestamp out of range.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import Any
 
 from ...api.envoy.service.auth.v3 import attribute_context_pb2
 from ...attribute import Timestamp
+from ...attribute.values import parse_ip
 
 AttributeContext = attribute_context_pb2.AttributeContext
 
@@ -50,16 +50,10 @@ class BadAttributes(ValueError):
 def ip_bytes(text: str, path: str) -> bytes:
     """An IP address in text as Mixer's IP_ADDRESS value: 4 or 16 raw bytes. BadAttributes, naming the
     field `path`, otherwise."""
-    try:
-        return _packed_ip(text)
-    except OSError:
-        raise BadAttributes(f"{path}: {text!r} is not an IP address") from None
-
-
-def _packed_ip(text: str) -> bytes:
-    if ":" not in text:
-        return socket.inet_pton(socket.AF_INET, text)
-    return socket.inet_pton(socket.AF_INET6, text.partition("%")[0])  # a zone (%eth0) is host-local
+    packed = parse_ip(text)
+    if packed is None:
+        raise BadAttributes(f"{path}: {text!r} is not an IP address")
+    return packed
 
 
 def namespace_of(principal: str) -> str | None:
@@ -95,10 +89,7 @@ def _address(peer: Any, path: str) -> tuple[bytes | None, int | None]:
     text = socket_address.address
     if not text:
         return None, None
-    try:
-        ip = _packed_ip(text)
-    except OSError:
-        raise BadAttributes(f"{path}.address.socket_address.address: {text!r} is not an IP address") from None
+    ip = ip_bytes(text, f"{path}.address.socket_address.address")
     port = socket_address.port_value
     if port > _MAX_PORT:
         raise BadAttributes(f"{path}.address.socket_address.port_value: {port} is above {_MAX_PORT}")

@@ -353,6 +353,10 @@ def test_a_pipe_address_and_a_zero_port_give_no_ip_or_port() -> None:
             "downstream_remote_address: 'localhost' is not an IP address",
         ),
         (
+            {"downstream_remote_address": address("10.0.0.1\x00", 80)},
+            "downstream_remote_address: '10.0.0.1\\x00' is not an IP address",
+        ),
+        (
             {"upstream_remote_address": address("10.0.0.1", 70000), "upstream_cluster": "outbound|1||h"},
             "upstream_remote_address: port 70000 is out of range",
         ),

@@ -225,6 +225,14 @@ def test_a_pipe_or_an_empty_address_gives_no_ip() -> None:
             lambda c: setattr(c.destination.address.socket_address, "address", "10.0.0.300"),
             "attributes.destination.address.socket_address.address: '10.0.0.300' is not an IP address",
         ),
+        (  # a NUL, which the address parser refuses with another exception than a bad address's
+            lambda c: setattr(c.source.address.socket_address, "address", "10.0.0.1\x00"),
+            "attributes.source.address.socket_address.address: '10.0.0.1\\x00' is not an IP address",
+        ),
+        (
+            lambda c: setattr(c.destination.address.socket_address, "address", "::1\x00%eth0"),
+            "attributes.destination.address.socket_address.address: '::1\\x00%eth0' is not an IP address",
+        ),
         (
             lambda c: (
                 setattr(c.source.address.socket_address, "address", "10.0.0.1"),
