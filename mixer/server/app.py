@@ -166,9 +166,9 @@ def _load_tls(settings: Settings) -> tuple[ReloadingTls | None, ReloadingTls | N
         raise ConfigError(str(e)) from None
 
 
-def _log_tls(where: str, grpc_tls: ReloadingTls | None, monitoring_tls: ReloadingTls | None) -> None:
+def _log_tls(grpc_at: str, grpc_tls: ReloadingTls | None, monitoring_tls: ReloadingTls | None) -> None:
     # The ready lines keep their format (tools parse them); how each port is secured is logged here.
-    for port, tls in (("gRPC on " + where, grpc_tls), ("monitoring", monitoring_tls)):
+    for port, tls in ((f"gRPC on {grpc_at}", grpc_tls), ("monitoring", monitoring_tls)):
         if tls is not None:
             logging.getLogger(__name__).info("%s: %s", port, tls.describe())
 
@@ -268,7 +268,7 @@ async def start(
 
     await server.start()
     monitoring.start()
-    _log_tls(where, grpc_tls, monitoring_tls)
+    _log_tls(host_port(settings.address, port), grpc_tls, monitoring_tls)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     monitoring_app.ready = True

@@ -12,6 +12,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -303,6 +304,33 @@ def test_the_ready_lines_still_parse_with_tls(start_mixer_server: Start, pki: Te
     for line, port in ((grpc_line, server.port), (monitoring_line, server.monitoring_port)):
         match = READY_PATTERN.match(line)
         assert match is not None and match.group(2, 3) == ("127.0.0.1", str(port))
+
+
+def test_mixerd_serve_with_tls_prints_parsable_ready_lines_and_logs_the_tls(pki: TestPki) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXERD_")}
+    cert, key, ca = str(pki.server.cert), str(pki.server.key), str(pki.ca.cert)
+    command = [sys.executable, "-m", "mixerd", "serve", "--address", "127.0.0.1", "--port", "0"]
+    command += ["--monitoring-port", "0", "--tls-cert-file", cert, "--tls-key-file", key]
+    command += ["--tls-client-ca-file", ca]
+    command += ["--monitoring-tls-cert-file", cert, "--monitoring-tls-key-file", key]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().rstrip("\n") for _ in range(2)]
+        grpc_ready, monitoring_ready = (READY_PATTERN.match(line) for line in lines)
+        assert grpc_ready is not None and monitoring_ready is not None, lines
+        assert lines[1].startswith("mixerd: monitoring on https://127.0.0.1:")
+        address = f"127.0.0.1:{grpc_ready.group(3)}"
+        assert mixer_check(address, client_credentials(pki, pki.client)) == 0
+        url = f"https://127.0.0.1:{monitoring_ready.group(3)}/readyz"
+        assert https_get(url, pki.ca.cert) == (200, b"ok\n")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    reread = "the files are re-read when they change"
+    assert f"gRPC on {address}: TLS with {cert}, client certificates required (mTLS); {reread}" in err
+    assert f"monitoring: TLS with {cert}, no client certificates; {reread}" in err
 
 
 # -- bad settings ---------------------------------------------------------------------------------------
