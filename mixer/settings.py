@@ -52,6 +52,24 @@ class Settings:
         9091, _port, "gRPC port for the Mixer API; 0 picks a free port and prints it", "PORT"
     )
     address: str = _setting("0.0.0.0", str, "address the gRPC and monitoring servers bind to", "HOST")
+    # -- TLS (docs/settings.md, "TLS and mTLS"); files are re-read when they change --
+    tls_cert_file: str | None = _setting(
+        None, _optional_str, "PEM certificate chain: the gRPC port serves TLS (needs --tls-key-file)", "FILE"
+    )
+    tls_key_file: str | None = _setting(None, _optional_str, "PEM private key of --tls-cert-file", "FILE")
+    tls_client_ca_file: str | None = _setting(
+        None,
+        _optional_str,
+        "PEM CA certificates: the gRPC port requires client certificates they sign",
+        "FILE",
+    )
+    monitoring_tls_cert_file: str | None = _setting(
+        None, _optional_str, "PEM certificate chain: the monitoring port serves HTTPS", "FILE"
+    )
+    monitoring_tls_key_file: str | None = _setting(
+        None, _optional_str, "PEM private key of --monitoring-tls-cert-file", "FILE"
+    )
+    # -- end of TLS --
     config: str | None = _setting(
         None, _optional_str, "folder of rule YAML files; unset: the embedded default rules", "DIR"
     )

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from mixerd.server.monitoring import BackgroundHttpServer
+from mixerd.server.http_server import BackgroundHttpServer
 
 from .naming import MetricDef
 from .params import Kind
@@ -114,7 +114,7 @@ class Exporter:
         self._server.start()
 
     def stop(self) -> None:
-        """Stop serving and close the socket (blocks for up to one poll interval)."""
+        """Stop serving and close the socket and its connections (blocks until done)."""
         try:
             self._server.stop()
         finally:
@@ -233,7 +233,7 @@ _StartResponse = Callable[..., Any]
 
 
 class _Endpoint(BackgroundHttpServer):
-    """`/metrics` (prometheus_client's exposition, with its content negotiation) on a daemon thread."""
+    """`/metrics` (prometheus_client's exposition, with its content negotiation) on a thread of its own."""
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry) -> None:
         metrics = make_wsgi_app(registry)
@@ -244,4 +244,4 @@ class _Endpoint(BackgroundHttpServer):
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found; try /metrics\n"]
 
-        super().__init__(app, host, port, name="mixerd-prometheus", poll_interval=0.05)
+        super().__init__(app, host, port, name="mixerd-prometheus")

@@ -28,6 +28,7 @@ from ..attribute import (
     encode_attributes,
     encode_report,
 )
+from .tls import ClientTls
 
 CheckRequest = mixer_pb2.CheckRequest
 CheckResponse = mixer_pb2.CheckResponse
@@ -98,9 +99,13 @@ class Outcome:
 
 
 @contextmanager
-def mixer_stub(address: str) -> Iterator[mixer_pb2_grpc.MixerStub]:
-    """A Mixer stub on one plaintext channel (shared by all workers; the sync stub is thread-safe)."""
-    channel = grpc.insecure_channel(address)
+def mixer_stub(address: str, tls: ClientTls | None = None) -> Iterator[mixer_pb2_grpc.MixerStub]:
+    """A Mixer stub on one channel, plaintext or `tls` (shared by all workers; the sync stub is
+    thread-safe)."""
+    if tls is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        channel = grpc.secure_channel(address, tls.credentials(), options=tls.options())
     try:
         yield mixer_pb2_grpc.MixerStub(channel)
     finally:

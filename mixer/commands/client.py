@@ -15,6 +15,7 @@ from typing import Any
 
 from ..attribute import GLOBAL_WORDS
 from ..client import attrs, calls
+from ..client.tls import ClientTls, TlsFlagError, client_tls
 
 _DEFAULT_MIXER = "localhost:9091"
 _DEFAULT_TIMEOUT = 10.0
@@ -100,6 +101,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help=f"Mixer address (default {_DEFAULT_MIXER})",
     )
+    _add_tls(p)
     add_attribute_flags(p)
     run = p.add_argument_group("running")
     run.add_argument(
@@ -134,6 +136,29 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="send every word in the message (global_word_count 0), as mixc does",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _add_tls(p: argparse.ArgumentParser) -> None:
+    tls = p.add_argument_group("TLS", "for a server with --tls-cert-file; each file flag implies --tls")
+    tls.add_argument("--tls", action="store_true", help="connect over TLS (plaintext by default)")
+    tls.add_argument(
+        "--tls-ca-file",
+        metavar="FILE",
+        help="PEM CA certificates to check the server's certificate with (default: the system's)",
+    )
+    tls.add_argument(
+        "--tls-cert-file", metavar="FILE", help="PEM client certificate, for servers that ask for one (mTLS)"
+    )
+    tls.add_argument("--tls-key-file", metavar="FILE", help="PEM private key of --tls-cert-file")
+    tls.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="name the server's certificate must hold (and SNI), when not the --mixer host",
+    )
+
+
+def _client_tls(args: argparse.Namespace) -> ClientTls | None:
+    return client_tls(args.tls, args.tls_ca_file, args.tls_cert_file, args.tls_key_file, args.tls_server_name)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -192,6 +217,10 @@ def _global_word_count(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    try:
+        tls = _client_tls(args)
+    except TlsFlagError as e:
+        return _usage_error(args, e)
     values: dict[str, Any] = args.attribute_values or {}
     quotas: dict[str, int] = args.quotas or {}
     template = calls.build_check_request(values, _global_word_count(args), quotas, args.best_effort)
@@ -200,7 +229,7 @@ def run_check(args: argparse.Namespace) -> int:
     def describe(response: Any) -> dict[str, Any]:
         return calls.check_result(response, calls.string_map_predicate(values))
 
-    with calls.mixer_stub(args.mixer) as stub:
+    with calls.mixer_stub(args.mixer, tls) as stub:
 
         def one_call() -> Any:
             request = calls.CheckRequest()
@@ -212,10 +241,14 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    try:
+        tls = _client_tls(args)
+    except TlsFlagError as e:
+        return _usage_error(args, e)
     values: dict[str, Any] = args.attribute_values or {}
     request = calls.build_report_request(values, args.report_batch_size, _global_word_count(args), args.delta)
     bags = args.report_batch_size
-    with calls.mixer_stub(args.mixer) as stub:
+    with calls.mixer_stub(args.mixer, tls) as stub:
         return _run(
             args,
             "Report",
@@ -224,6 +257,11 @@ def run_report(args: argparse.Namespace) -> int:
             _print_report,
             None,
         )
+
+
+def _usage_error(args: argparse.Namespace, error: Exception) -> int:
+    print(f"mixerd {args.command}: error: {error}", file=sys.stderr)
+    return 2
 
 
 def _run(

@@ -12,6 +12,9 @@ access log), comma-separated. `<host>` is the bind address as given (IPv6 in bra
 bound port, also when 0 was asked for. Parse them with `READY_PATTERN`, whose groups are (what, host,
 port); `served_services()` splits the first line's "what" into the service names.
 
+TLS leaves the gRPC line as it is and makes the monitoring one `https://` (the pattern takes both); how
+each port is secured is logged to stderr (tls.py: certificates re-read when their files change).
+
 Shutdown (`RunningServer.stop`): health turns NOT_SERVING and /readyz 503, the gRPC server stops taking
 calls and gives in-flight ones `grace` seconds, then the monitoring server closes.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -39,10 +43,12 @@ from .mixer_api import SERVICE_NAME, MixerApi
 from .monitoring import MonitoringApp, MonitoringServer
 from .reflection_pool import reflection_pool
 from .stats import Stats, make_registry
+from .tls import ReloadingTls, TlsError, grpc_credentials
+from .tls import from_settings as tls_from_settings
 
 #: Matches either ready line; groups: "serving <service>, <service>, ..." or "monitoring", host, port.
 READY_PATTERN = re.compile(
-    r"^mixerd: (serving \S+(?:, \S+)*|monitoring) on (?:http://)?(\[[^\]]+\]|[^\s:]+):(\d+)$"
+    r"^mixerd: (serving \S+(?:, \S+)*|monitoring) on (?:https?://)?(\[[^\]]+\]|[^\s:]+):(\d+)$"
 )
 
 
@@ -107,7 +113,7 @@ class RunningServer:
 
     @property
     def monitoring_url(self) -> str:
-        return "http://" + host_port(self.host, self.monitoring_port)
+        return f"{self._monitoring.scheme}://{host_port(self.host, self.monitoring_port)}"
 
     def ready_lines(self) -> list[str]:
         """The two lines `mixerd serve` prints once serving (format in the module docstring)."""
@@ -154,6 +160,20 @@ def _check_config(settings: Settings) -> None:
         raise ConfigError(f"--config {settings.config}: no such folder")
 
 
+def _load_tls(settings: Settings) -> tuple[ReloadingTls | None, ReloadingTls | None]:
+    try:
+        return tls_from_settings(settings)
+    except TlsError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _log_tls(grpc_at: str, grpc_tls: ReloadingTls | None, monitoring_tls: ReloadingTls | None) -> None:
+    # The ready lines keep their format (tools parse them); how each port is secured is logged here.
+    for port, tls in ((f"gRPC on {grpc_at}", grpc_tls), ("monitoring", monitoring_tls)):
+        if tls is not None:
+            logging.getLogger(__name__).info("%s: %s", port, tls.describe())
+
+
 async def _start_runtime(settings: Settings) -> Runtime:
     """The rule engine with the config in force: --config, or the embedded default rules."""
     try:
@@ -194,6 +214,7 @@ async def start(
     runtime takes `settings` as its own (handlers built from then on see them as Env.settings).
     """
     _check_config(settings)
+    grpc_tls, monitoring_tls = _load_tls(settings)
     stats = Stats()
     registry = make_registry(stats)
     watch = runtime is not None or settings.config is not None
@@ -209,7 +230,12 @@ async def start(
     assert dispatcher is not None
     monitoring_app = MonitoringApp(registry)
     try:
-        monitoring = MonitoringServer(monitoring_app, settings.address, settings.monitoring_port)
+        monitoring = MonitoringServer(
+            monitoring_app,
+            settings.address,
+            settings.monitoring_port,
+            tls=monitoring_tls.context if monitoring_tls is not None else None,
+        )
     except OSError as e:
         if runtime is not None:
             await runtime.close()
@@ -227,7 +253,10 @@ async def start(
     reflection.enable_server_reflection(served, server, pool=reflection_pool(served))
     where = host_port(settings.address, settings.port)
     try:
-        port = server.add_insecure_port(where)
+        if grpc_tls is not None:
+            port = server.add_secure_port(where, grpc_credentials(grpc_tls))
+        else:
+            port = server.add_insecure_port(where)
     except RuntimeError as e:  # grpc raises RuntimeError("Failed to bind ...") for a busy or bad address
         port, reason = 0, str(e)
     else:
@@ -240,6 +269,7 @@ async def start(
 
     await server.start()
     monitoring.start()
+    _log_tls(host_port(settings.address, port), grpc_tls, monitoring_tls)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     monitoring_app.ready = True

@@ -7,26 +7,23 @@
 | `/healthz` | 200 `ok` while the process runs |
 | `/readyz` | 200 `ok` while the gRPC server serves; 503 `not serving` before start and during shutdown |
 
-It runs on the standard library's wsgiref with one thread per request, in a daemon thread, so a slow
-scrape never touches the gRPC event loop.
+It runs on http_server.BackgroundHttpServer: GET and HEAD only, a deadline on each request's headers,
+connections on an event loop of its own thread and the app on a small pool, so neither a slow scrape nor
+many idle clients touch the gRPC event loop or pile up threads.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import socketserver
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .. import __version__
+from .http_server import BackgroundHttpServer, TlsContext
 
 _StartResponse = Callable[..., Any]
-_WsgiApp = Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]
 _TEXT = [("Content-Type", "text/plain; charset=utf-8")]
 
 
@@ -58,55 +55,9 @@ class MonitoringApp:
         return [b"not found; try /metrics, /version, /healthz or /readyz\n"]
 
 
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a stuck scrape must not hold up exit
-
-
-class _IPv6ThreadingServer(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # scrapes every few seconds would flood logs
-        pass
-
-
-class BackgroundHttpServer:
-    """A WSGI app served by wsgiref on its own daemon thread, one thread per request; `port` is the bound
-    port (useful when asked for 0). Used for the monitoring port and by the prometheus adapter."""
-
-    def __init__(
-        self,
-        app: Callable[..., Iterable[bytes]],
-        host: str,
-        port: int,
-        *,
-        name: str,
-        poll_interval: float = 0.1,
-    ) -> None:
-        server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
-        self._httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
-        self.port: int = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": poll_interval},
-            name=name,
-            daemon=True,
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the socket (blocks for up to one poll interval)."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join()
-        self._httpd.server_close()
-
-
 class MonitoringServer(BackgroundHttpServer):
-    """The monitoring HTTP server (MonitoringApp) on its daemon thread."""
+    """The monitoring HTTP server (MonitoringApp) on its own thread; HTTPS when given `tls` (a context
+    for each new connection, see tls.ReloadingTls.context)."""
 
-    def __init__(self, app: MonitoringApp, host: str, port: int) -> None:
-        super().__init__(app, host, port, name="mixerd-monitoring")
+    def __init__(self, app: MonitoringApp, host: str, port: int, *, tls: TlsContext | None = None) -> None:
+        super().__init__(app, host, port, name="mixerd-monitoring", tls=tls)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from peers.certs import TestPki
 from peers.envoy import EnvoyProxy, Upstream
 
 from mixerd.server.app import RunningServer, start
@@ -118,3 +119,13 @@ def start_envoy(tmp_path: Path) -> Iterator[Callable[..., EnvoyProxy]]:
             return stack.enter_context(EnvoyProxy(tmp_path / "envoy", upstream, **options))
 
         yield _start
+
+
+# -- TLS --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    """A test CA with server and client certificates, and a client certificate of another CA
+    (tests/peers/certs.py); made once per session, never changed (copy the files to rotate them)."""
+    return TestPki(tmp_path_factory.mktemp("pki"))

@@ -35,7 +35,8 @@ MIXERD, UPSTREAM = ("127.0.0.1", 9091), ("127.0.0.1", 8080)
 
 
 def _readme_bootstrap() -> dict[str, Any]:
-    [block] = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
+    # The bootstrap is the one block that starts with admin (the TLS section's cluster is another).
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", README, flags=re.S) if b.startswith("admin:")]
     config: dict[str, Any] = yaml.safe_load(block)
     return config
 

@@ -12,6 +12,8 @@
     - `RateLimit(address, domain, descriptors)`: `envoy.filters.http.ratelimit` with the route's
       `rate_limits` actions (helpers `request_header`, `remote_address`, `generic_key`);
     - `AccessLog(address)`: the `envoy.access_loggers.http_grpc` logger of the connection manager.
+  Each takes `tls=UpstreamTls(ca_file, cert_file, key_file, sni, san)` to reach the server over TLS
+  (mTLS with a client certificate): the cluster gets an `envoy.transport_sockets.tls` transport socket.
   `stats()` / `stat(name)` read the admin `/stats` (`reset_counters()` zeroes them); `get(path,
   headers)` and `request(...)` make one request through the listener (any status is returned, never
   raised). `config=` runs a bootstrap of the caller's own instead (e.g. one from the docs).
@@ -56,6 +58,8 @@ _RATELIMIT = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.Rat
 _ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 _HTTP_GRPC_LOG = "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig"
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_TLS_SOCKET = "envoy.transport_sockets.tls"
+_UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 
 class EnvoyError(RuntimeError):
@@ -103,6 +107,43 @@ def generic_key(value: str, descriptor_key: str | None = None) -> dict[str, Any]
     return {"generic_key": action}
 
 
+# -- TLS to a gRPC server ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpstreamTls:
+    """How a cluster reaches its server over TLS: trust `ca_file`; present `cert_file`/`key_file` (mTLS)
+    when given; send `sni`; accept only a server certificate naming `san` (a DNS name) when given, as
+    Envoy otherwise checks the chain alone."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+    sni: str | None = None
+    san: str | None = None
+
+    def transport_socket(self) -> dict[str, Any]:
+        validation: dict[str, Any] = {"trusted_ca": {"filename": self.ca_file}}
+        if self.san is not None:
+            san = {"san_type": "DNS", "matcher": {"exact": self.san}}
+            validation["match_typed_subject_alt_names"] = [san]
+        # h2 offered by ALPN, as HTTP/2 over TLS should be (mixerd accepts a handshake without it too).
+        common: dict[str, Any] = {"alpn_protocols": ["h2"]}
+        if self.cert_file is not None and self.key_file is not None:
+            common["tls_certificates"] = [
+                {
+                    "certificate_chain": {"filename": self.cert_file},
+                    "private_key": {"filename": self.key_file},
+                }
+            ]
+        common["validation_context"] = validation
+        context: dict[str, Any] = {"@type": _UPSTREAM_TLS}
+        if self.sni is not None:
+            context["sni"] = self.sni
+        context["common_tls_context"] = common
+        return {"name": _TLS_SOCKET, "typed_config": context}
+
+
 # -- the filters ----------------------------------------------------------------------------------------
 
 
@@ -119,6 +160,7 @@ class ExtAuthz:
     failure_mode_allow: bool = False
     status_on_error: int | None = None
     cluster: str = "mixerd"
+    tls: UpstreamTls | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def filter(self) -> dict[str, Any]:
@@ -147,6 +189,7 @@ class RateLimit:
     timeout: float = 0.02
     failure_mode_deny: bool = False
     cluster: str = "mixerd"
+    tls: UpstreamTls | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def filter(self) -> dict[str, Any]:
@@ -179,6 +222,7 @@ class AccessLog:
     request_headers: Sequence[str] = ()
     response_headers: Sequence[str] = ()
     cluster: str = "mixerd"
+    tls: UpstreamTls | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def logger(self) -> dict[str, Any]:
@@ -198,7 +242,7 @@ class AccessLog:
         return {"name": "envoy.access_loggers.http_grpc", "typed_config": {**config, **self.extra}}
 
 
-def _cluster(name: str, address: str, *, http2: bool) -> dict[str, Any]:
+def _cluster(name: str, address: str, *, http2: bool, tls: UpstreamTls | None = None) -> dict[str, Any]:
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
     try:
@@ -232,6 +276,8 @@ def _cluster(name: str, address: str, *, http2: bool) -> dict[str, Any]:
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         }
+    if tls is not None:
+        cluster["transport_socket"] = tls.transport_socket()
     return cluster
 
 
@@ -249,23 +295,25 @@ def bootstrap(
 ) -> dict[str, Any]:
     """The static bootstrap: admin and listener on loopback port 0, everything routed to `upstream`
     ("host:port", HTTP/1.1), the filters that are given in the order ext_authz, ratelimit, router, and one
-    HTTP/2 cluster per distinct `cluster` name of the filters (ValueError if one name gets two addresses)."""
+    HTTP/2 cluster per distinct `cluster` name of the filters (ValueError if one name gets two addresses or
+    TLS settings), with a TLS transport socket when the filters give `tls`."""
     route: dict[str, Any] = {"cluster": "upstream", "timeout": duration(route_timeout)}
     filters: list[dict[str, Any]] = []
-    grpc_clusters: dict[str, str] = {}  # name -> address
+    grpc_clusters: dict[str, tuple[str, UpstreamTls | None]] = {}  # name -> address, TLS
 
-    def uses(cluster: str, address: str) -> None:
-        if grpc_clusters.setdefault(cluster, address) != address:
-            raise ValueError(
-                f"cluster {cluster!r} given two addresses: {grpc_clusters[cluster]} and {address}"
-            )
+    def uses(cluster: str, address: str, tls: UpstreamTls | None) -> None:
+        known, known_tls = grpc_clusters.setdefault(cluster, (address, tls))
+        if known != address:
+            raise ValueError(f"cluster {cluster!r} given two addresses: {known} and {address}")
+        if known_tls != tls:
+            raise ValueError(f"cluster {cluster!r} given two TLS settings: {known_tls} and {tls}")
 
     if ext_authz is not None:
         filters.append(ext_authz.filter())
-        uses(ext_authz.cluster, ext_authz.address)
+        uses(ext_authz.cluster, ext_authz.address, ext_authz.tls)
     if ratelimit is not None:
         filters.append(ratelimit.filter())
-        uses(ratelimit.cluster, ratelimit.address)
+        uses(ratelimit.cluster, ratelimit.address, ratelimit.tls)
         route["rate_limits"] = ratelimit.route_rate_limits()
     filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}})
     manager: dict[str, Any] = {
@@ -281,9 +329,9 @@ def bootstrap(
     }
     if access_log is not None:
         manager["access_log"] = [access_log.logger()]
-        uses(access_log.cluster, access_log.address)
+        uses(access_log.cluster, access_log.address, access_log.tls)
     clusters = [_cluster("upstream", upstream, http2=False)]
-    clusters += [_cluster(name, address, http2=True) for name, address in grpc_clusters.items()]
+    clusters += [_cluster(name, where, http2=True, tls=tls) for name, (where, tls) in grpc_clusters.items()]
     return {
         "node": {"id": "mixerd-test", "cluster": "mixerd-test"},
         "admin": {"address": _loopback_any_port()},
