@@ -140,8 +140,9 @@ def test_a_client_holding_a_partial_request_is_cut_after_the_header_timeout() ->
         try:
             # Others are answered meanwhile.
             assert request(server.port, "GET", "/healthz", timeout=1)[0] == 200
-            assert closed_after(partial, 5) < 3
-            assert closed_after(trickle, 5) < 3
+            # Cut by the 1 s header timeout (the trickle alone would take 100 s); generous for loaded CI.
+            assert closed_after(partial, 30) < 30
+            assert closed_after(trickle, 30) < 30
         finally:
             stop.set()
             sender.join()
@@ -170,11 +171,11 @@ def test_300_idle_connections_take_no_threads_and_metrics_still_answers(mixer_se
 
 
 def test_connections_beyond_the_limit_are_closed_at_once() -> None:
-    with serving(max_connections=3) as server, ExitStack() as stack:
+    with serving(max_connections=3, header_timeout=300) as server, ExitStack() as stack:
         held = [stack.enter_context(socket.create_connection(("127.0.0.1", server.port))) for _ in range(3)]
         time.sleep(0.2)
         with socket.create_connection(("127.0.0.1", server.port)) as extra:
-            assert closed_after(extra, 5) < 1
+            assert closed_after(extra, 60) < 60  # closed by the limit, not by any timeout
         for sock in held:
             sock.close()
         time.sleep(0.2)
@@ -213,11 +214,12 @@ def test_an_app_that_raises_gets_500_and_the_server_serves_on() -> None:
 
 
 def test_stop_closes_open_connections() -> None:
-    with serving() as server, socket.create_connection(("127.0.0.1", server.port)) as sock:
+    # The header timeout is far away, so a close seen at all is stop's doing (whatever the machine's load).
+    with serving(header_timeout=300) as server, socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(b"GET /")
         time.sleep(0.1)
         threading.Thread(target=server.stop).start()
-        assert closed_after(sock, 5) < 2
+        assert closed_after(sock, 60) < 60
 
 
 def test_a_stalled_metrics_scrape_never_stalls_check(
