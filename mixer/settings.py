@@ -89,6 +89,13 @@ class Settings:
         "ext_authz verdicts kept in the verdict cache (least recently used dropped first); 0 turns it off",
         "ENTRIES",
     )
+    authz_cache_bytes: int = _setting(
+        64 * 1024 * 1024,
+        _count,
+        "bytes the ext_authz verdict cache may hold (keys and answers; least recently used dropped first); "
+        "an entry over 1/64 of it is not cached; 0 turns the cache off",
+        "BYTES",
+    )
     log_level: str = _setting("info", str, "log level: debug, info, warning or error", "LEVEL")
 
 
