@@ -203,7 +203,9 @@ async def start(
         raise StartError(f"cannot listen for monitoring on {where}: {e}") from None
 
     server = grpc.aio.server(options=_grpc_options(settings))
-    MixerApi(dispatcher, stats).add_to_server(server)
+    # A Report may not carry more attribute values than a message of the largest size could carry
+    # without DELTA_ENCODING (each value is at least 4 bytes on the wire).
+    MixerApi(dispatcher, stats, max_report_values=settings.max_message_size // 4).add_to_server(server)
     front_end = FrontEndContext(dispatcher, runtime, registry, settings)
     envoy_services = add_envoy_services(server, front_end)
     health_servicer = health.aio.HealthServicer()

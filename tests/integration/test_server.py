@@ -212,6 +212,27 @@ def test_report_applies_delta_encoding(start_mixer_server: Any) -> None:
     assert dispatcher.reports == [bags]
 
 
+def test_a_report_that_delta_encoding_inflates_past_the_limit_is_refused(start_mixer_server: Any) -> None:
+    """A Report may carry as many attribute values as a max_message_size message could without
+    DELTA_ENCODING (a quarter of it); here 80 bags repeat 1,000 attributes: 80,000 from ~14 KB."""
+    dispatcher = RecordingDispatcher()
+    server = start_mixer_server(dispatcher, max_message_size=256 * 1024)  # 65,536 values at most
+    request = mixer_pb2.ReportRequest()
+    first = request.attributes.add()
+    first.words.extend(f"a{i}" for i in range(1000))
+    for i in range(1000):
+        first.strings[-(i + 1)] = -(i + 1)
+    for _ in range(79):
+        request.attributes.add().words.append("x")
+    with grpc.insecure_channel(server.address) as ch:
+        error = rpc_error(stub(ch).Report, request)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "the report's bags hold more than 65536 attribute values in all" in str(error.details())
+        del request.attributes[60:]  # 60,000 values
+        assert stub(ch).Report(request, timeout=10) == mixer_pb2.ReportResponse()
+    assert [len(bags) for bags in dispatcher.reports] == [60]
+
+
 # -- errors ----------------------------------------------------------------------------------------
 
 
