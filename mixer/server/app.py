@@ -129,6 +129,9 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", settings.max_message_size),
         ("grpc.max_send_message_length", settings.max_message_size),
+        # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: what one connection can hold open (each call up to
+        # max_message_size, each access-log stream with its state); grpc's default is unlimited.
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
         # grpc sets SO_REUSEPORT by default, so a second server on a busy port would silently share it;
         # refuse instead. (Several workers sharing one port on purpose will turn this back on.)
         ("grpc.so_reuseport", 0),
