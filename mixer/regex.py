@@ -8,10 +8,12 @@ its Python-`re`-like wrapper around it, and never a fallback engine).
 Semantics are Go's `regexp.MatchString` (`search`: unanchored, any match counts) and RE2's syntax, which is
 Go's: no backreferences or lookaround, `\\z` (not `\\Z`), ASCII `\\d \\w \\s \\b`, `$` only at the end of
 the text unless `(?m)`, `\\pN` and `\\p{Greek}`, repeat counts up to 1000. RE2 also accepts `\\C` (any one
-byte), which Go rejects; so does this module, so a pattern is valid here exactly when Go compiles it.
+byte), which Go rejects, and so does this module. What is left, checked against Go 1.19: `(?<name>re)` is
+accepted (as Go 1.22 and later do), `[\\C]` is refused (Go reads the letter C), and a pattern whose
+program passes the RE2 memory budget is refused (`expression too large`).
 
 - `compile_regex(pattern)`: a `Regex`, or `RegexError` with Go's wording
-  (`error parsing regexp: missing ): `(``). For patterns known at config load.
+  (``error parsing regexp: missing closing ): `(` ``). For patterns known at config load.
 - `RequestPatterns`: a bounded cache for patterns that are only known per request (an attribute used as
   a pattern): at most `max_entries` compiled patterns, least recently used dropped first, and none longer
   than `max_length` characters, each compiled with a smaller RE2 memory budget.

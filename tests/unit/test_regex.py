@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mixerd.regex import RegexError, RequestPatterns, compile_regex
+from mixerd.regex import RegexError, RequestPatterns, compile_regex, escape
 
 
 @pytest.mark.parametrize(
@@ -49,6 +49,13 @@ def test_linear_time_is_a_behaviour() -> None:
 )
 def test_search_is_go_regexp_match_string(pattern: str, text: str, found: bool) -> None:
     assert compile_regex(pattern).search(text) is found
+
+
+@pytest.mark.parametrize("text", ["a.b*(c)", "x\x00y", "é[?]", "\\Q\\E$^"])
+def test_escape_matches_the_text_literally(text: str) -> None:
+    regex = compile_regex(escape(text))
+    assert regex.fullmatch(text) and not regex.fullmatch(text + "x")
+    assert not compile_regex(escape("a.b")).search("axb")
 
 
 def test_fullmatch_anchors_both_ends() -> None:
