@@ -138,8 +138,8 @@ def _go_only_rejects(pattern: str) -> str | None:
 
 
 def escape(text: str) -> str:
-    """A pattern that matches `text` literally (RE2's QuoteMeta)."""
-    return re2.escape(text)
+    """A pattern that matches `text` literally (RE2's QuoteMeta; a lone surrogate passes through)."""
+    return re2.escape(text.encode("utf-8", "surrogatepass")).decode("utf-8", "surrogatepass")
 
 
 class RequestPatterns:

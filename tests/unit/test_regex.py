@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mixerd.regex import RegexError, RequestPatterns, compile_regex, escape
 
@@ -51,7 +53,7 @@ def test_search_is_go_regexp_match_string(pattern: str, text: str, found: bool) 
     assert compile_regex(pattern).search(text) is found
 
 
-@pytest.mark.parametrize("text", ["a.b*(c)", "x\x00y", "é[?]", "\\Q\\E$^"])
+@pytest.mark.parametrize("text", ["a.b*(c)", "x\x00y", "é[?]", "\\Q\\E$^", "a\ud800b"])
 def test_escape_matches_the_text_literally(text: str) -> None:
     regex = compile_regex(escape(text))
     assert regex.fullmatch(text) and not regex.fullmatch(text + "x")
@@ -119,3 +121,31 @@ def test_request_patterns_do_not_keep_rejected_ones() -> None:
         with pytest.raises(RegexError):
             patterns.get("(")
     assert len(patterns) == 0
+
+
+# -- fuzz ---------------------------------------------------------------------------------------------------
+
+_PATTERN_PIECES = st.sampled_from(
+    ["a", "b", "é", ".", "*", "+", "?", "|", "(", ")", "(?:", "(?=", "[", "]", "^", "$", "{2}", "{1,3}",
+     "{,2}", "\\", "\\d", "\\C", "\\Q", "\\E", "\\z", "\\Z", "\\pL", "\\1", "(?i)", "(?P<n>", "[[:alpha:]]"]
+)  # fmt: skip
+_TEXT = st.text(alphabet=st.sampled_from("ab.é\n*(\ud800"), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PATTERN_PIECES, max_size=10).map("".join), _TEXT)
+def test_any_pattern_compiles_or_is_a_regex_error_and_answers_a_bool(pattern: str, text: str) -> None:
+    try:
+        regex = compile_regex(pattern)
+    except RegexError as e:
+        assert str(e).startswith("error parsing regexp: ")
+        return
+    assert regex.search(text) in (True, False)
+    assert regex.fullmatch(text) in (True, False)
+    assert RequestPatterns().get(pattern).search(text) is regex.search(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=20), st.text(max_size=40))
+def test_a_quoted_text_is_found_where_python_finds_it(needle: str, haystack: str) -> None:
+    assert compile_regex(escape(needle)).search(haystack) is (needle in haystack)
