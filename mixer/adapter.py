@@ -24,6 +24,7 @@ from typing import Any
 
 from .attribute.values import Duration, ValueType
 from .params import Problem
+from .regex import Regex, RegexError, compile_regex
 from .settings import Settings
 
 __all__ = [
@@ -41,8 +42,11 @@ __all__ = [
     "RateLimitAlgorithm",
     "RateLimitCall",
     "RateLimitResult",
+    "Regex",
+    "RegexError",
     "ValueType",
     "Variety",
+    "compile_regex",
 ]
 
 

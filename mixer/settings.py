@@ -36,6 +36,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{value} must be at least 1")
+    return value
+
+
 def _optional_str(text: str) -> str | None:
     return text or None
 
@@ -101,11 +108,21 @@ class Settings:
         10.0, _seconds, "seconds in-flight calls get to finish after SIGTERM/SIGINT", "SECONDS"
     )
     max_message_size: int = _setting(4 * 1024 * 1024, int, "largest gRPC message accepted, in bytes", "BYTES")
+    max_concurrent_streams: int = _setting(
+        1024, _positive, "most calls and streams one gRPC connection may have open at once", "STREAMS"
+    )
     authz_cache_size: int = _setting(
         10000,
         _count,
         "ext_authz verdicts kept in the verdict cache (least recently used dropped first); 0 turns it off",
         "ENTRIES",
+    )
+    authz_cache_bytes: int = _setting(
+        64 * 1024 * 1024,
+        _count,
+        "bytes the ext_authz verdict cache may hold (keys and answers; least recently used dropped first); "
+        "an entry over 1/64 of it is not cached; 0 turns the cache off",
+        "BYTES",
     )
     log_level: str = _setting("info", str, "log level: debug, info, warning or error", "LEVEL")
 

@@ -15,6 +15,7 @@ from .ratelimit import RateLimitCounters
 from .window import TICK_NS, RollingWindow, window_ticks
 
 BucketKey = tuple[str, tuple[tuple[str, str], ...]]  # (instance name, sorted (dimension, text) pairs)
+_MIN_SWEEP = 1024
 
 
 class UnknownQuota(LookupError):
@@ -33,6 +34,10 @@ class _Bucket:
             RollingWindow(window_ticks(valid_duration), now // TICK_NS) if valid_duration > 0 else None
         )
         self.used = 0  # allocation quotas only
+
+    def idle(self, now: int) -> bool:
+        """Holding nothing: a bucket made anew would answer the same, so this one can go."""
+        return self.used == 0 if self.window is None else self.window.idle(now // TICK_NS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,10 @@ class MemQuota:
     def __init__(self, params: Params, env: Env) -> None:
         self._quotas: dict[str, Quota] = {q.name: q for q in params.quotas}
         self._clock = env.clock
+        # One bucket per instance and dimension values, which callers choose (an IP, a header): idle ones
+        # are dropped whenever the map has doubled since the last sweep, so memory follows live buckets.
         self._buckets: dict[BucketKey, _Bucket] = {}
+        self._sweep_at = _MIN_SWEEP
         # Dedup ids in two generations: an id is remembered for one to two periods.
         self._dedup_period = max(1, int(params.min_deduplication_duration))  # > 0 once validated
         self._recent: dict[str, _Grant] = {}
@@ -75,6 +83,8 @@ class MemQuota:
         key: BucketKey = (instance.name, tuple(sorted(dims.items())))
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= self._sweep_at:
+                self._sweep(now)
             bucket = self._buckets[key] = _Bucket(*_limit(quota, dims), now)
         granted = _take(bucket, args, now)
         if args.dedup_id:
@@ -90,6 +100,10 @@ class MemQuota:
         self._buckets.clear()
         self._recent.clear()
         self._old.clear()
+
+    def _sweep(self, now: int) -> None:
+        self._buckets = {key: b for key, b in self._buckets.items() if not b.idle(now)}
+        self._sweep_at = max(_MIN_SWEEP, 2 * len(self._buckets))
 
     def _rotate(self, now: int) -> None:
         """Swap the generations for every whole period since the last swap (done here, so no timer)."""

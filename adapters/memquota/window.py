@@ -1,8 +1,9 @@
-"""A rolling window of 100 ms ticks: what was granted in the last `ticks` ticks, in O(ticks) memory."""
+"""A rolling window of 100 ms ticks: what was granted in the last `ticks` ticks."""
 
 from __future__ import annotations
 
 import math
+from collections import deque
 
 TICK_NS = 100_000_000  # 10 ticks per second
 _SECOND = 1_000_000_000
@@ -16,15 +17,18 @@ def window_ticks(valid_duration_ns: int) -> int:
 class RollingWindow:
     """Amounts recorded in the tick of "now"; each leaves the window `ticks` ticks after its own.
 
-    A ring of one slot per tick (slot = tick % ticks) plus the running total, so a call costs
-    O(ticks elapsed since the last call), at most O(ticks).
+    Only ticks that had grants take memory: (tick, amount) pairs, oldest first, and the running total.
+    So a bucket costs memory for what it granted in the last window, not for the window's length (a
+    ring of one slot per tick made every bucket of a one-hour quota 288 KB, however idle, and callers
+    choose how many buckets there are). A call costs O(pairs that left the window since the last one).
     """
 
-    __slots__ = ("_slots", "_tick", "_total")
+    __slots__ = ("_pairs", "_tick", "_ticks", "_total")
 
     def __init__(self, ticks: int, now_tick: int) -> None:
-        self._slots = [0] * ticks
-        self._tick = now_tick  # the newest tick the ring has been moved to
+        self._ticks = ticks
+        self._pairs: deque[list[int]] = deque()  # [tick, amount granted in it]
+        self._tick = now_tick  # the newest tick seen
         self._total = 0
 
     def used(self, tick: int) -> int:
@@ -34,21 +38,22 @@ class RollingWindow:
 
     def add(self, tick: int, amount: int) -> None:
         self._advance(tick)
-        self._slots[self._tick % len(self._slots)] += amount
+        pairs = self._pairs
+        if pairs and pairs[-1][0] == self._tick:
+            pairs[-1][1] += amount
+        else:
+            pairs.append([self._tick, amount])
         self._total += amount
 
+    def idle(self, tick: int) -> bool:
+        """Nothing granted is in the window at `tick`: a new window would answer the same."""
+        self._advance(tick)
+        return not self._pairs
+
     def _advance(self, tick: int) -> None:
-        gap = tick - self._tick
-        if gap <= 0:  # the same tick, or a clock that stepped back: count in the newest tick
-            return
-        size = len(self._slots)
-        if gap >= size:
-            self._slots = [0] * size
-            self._total = 0
-        else:
-            slots = self._slots
-            for t in range(self._tick + 1, tick + 1):  # each of these slots held the tick `size` before
-                i = t % size
-                self._total -= slots[i]
-                slots[i] = 0
-        self._tick = tick
+        if tick > self._tick:  # a clock that stepped back counts in the newest tick
+            self._tick = tick
+        pairs = self._pairs
+        oldest_kept = self._tick - self._ticks + 1
+        while pairs and pairs[0][0] < oldest_kept:
+            self._total -= pairs.popleft()[1]

@@ -113,9 +113,14 @@ def sampling_bound(probability: float) -> int:
     return _ALL_TRACES if probability >= 1 else max(0, round(probability * _ALL_TRACES))
 
 
-@functools.lru_cache(maxsize=_RESOURCES_CACHED)
 def resource(service: str) -> Resource:
     """The resource of a service's spans: only service.name (Resource() reads no environment)."""
+    # The name comes from request attributes: only short ones are remembered.
+    return _cached_resource(service) if len(service) <= 256 else Resource({"service.name": service})
+
+
+@functools.lru_cache(maxsize=_RESOURCES_CACHED)
+def _cached_resource(service: str) -> Resource:
     return Resource({"service.name": service})
 
 

@@ -56,8 +56,13 @@ def _string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-@functools.lru_cache(maxsize=4096)
 def _key(name: str) -> str:
+    # Keys include string-map keys the caller sent: only short ones are remembered.
+    return _cached_key(name) if len(name) <= 256 else _string(name) + ":"
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_key(name: str) -> str:
     return _string(name) + ":"
 
 

@@ -30,6 +30,10 @@ class DecodeError(ValueError):
     """A CompressedAttributes message that cannot be turned into a bag; the message says where."""
 
 
+class ReportTooLarge(ValueError):
+    """A ReportRequest whose bags together hold more attribute values than the caller's limit."""
+
+
 class DictionaryMismatch(ValueError):
     """The caller uses more global words than this server knows (gRPC INTERNAL, as Mixer answers)."""
 
@@ -177,22 +181,37 @@ def _explain_duplicate(msg: CompressedAttributes, m: list[str]) -> str:
     return "duplicate attribute"  # pragma: no cover
 
 
-def decode_report(request: ReportRequest) -> Iterator[tuple[int, dict[str, Any] | DecodeError]]:
+def decode_report(
+    request: ReportRequest, max_values: int | None = None
+) -> Iterator[tuple[int, dict[str, Any] | DecodeError]]:
     """Each bag of a ReportRequest as (position, values) in order, or (position, DecodeError).
 
     Elements with no words of their own use `default_words`. With DELTA_ENCODING (the default) each
     element is applied on top of the bag before it; a bag that fails to decode is skipped and the next
     one builds on the last good bag. With INDEPENDENT_ENCODING each element stands alone.
+
+    `max_values` bounds the attribute values of all bags together; ReportTooLarge is raised before the
+    bag that would pass it is built. Without it, DELTA_ENCODING turns a small message into a huge
+    amount of memory: one bag of 20,000 attributes and 2,000 empty ones after it (342 KB on the wire)
+    are 40 million dictionary entries (830 MB).
     """
     defaults = message_words(request.default_words)
     delta = request.repeated_attributes_semantics == ReportRequest.DELTA_ENCODING
     running: dict[str, Any] = {}
+    budget = max_values
     for position, element in enumerate(request.attributes):
         try:
             values = decode_attributes(element, None if element.words else defaults)
         except DecodeError as e:
             yield position, e
             continue
+        if budget is not None:
+            budget -= len(running) + len(values) if delta else len(values)  # delta: at most that many
+            if budget < 0:
+                raise ReportTooLarge(
+                    f"the report's bags hold more than {max_values} attribute values in all (with "
+                    "DELTA_ENCODING each bag also counts those it carries over); send fewer bags per Report"
+                )
         if delta:
             running = {**running, **values}
             yield position, running

@@ -16,6 +16,7 @@ from typing import Any
 from ..adapter import AdapterInfo, Duration, RateLimit, RateLimitAlgorithm
 from ..attribute.godur import parse_go_duration
 from ..params import camel
+from ..regex import RegexError
 from .errors import ConfigError
 from .fields import Problem, read_fields, type_name
 from .handlers import CompiledHandler
@@ -199,8 +200,12 @@ class _Reader:
         value = self._value(fields, "value" in fields)
         shadow = self._bool(fields, "shadow_mode")
         share = self._bool(fields, "share_threshold")
-        pattern = wildcard_pattern(value) if value is not None else None
-        if share and pattern is None:
+        pattern = None
+        try:
+            pattern = wildcard_pattern(value) if value is not None else None
+        except RegexError as e:  # a value of hundreds of kilobytes
+            self.problems.append((fields.path("value"), str(e)))
+        if share and (value is None or "*" not in value):
             self.problems.append(
                 (fields.path("share_threshold"), "applies only to a value with a * wildcard")
             )

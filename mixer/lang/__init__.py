@@ -7,7 +7,7 @@ compiled.evaluate(bag)  # -> True/False, recording what it read in the bag
 from .ast import Constant, Expression, Function, Variable
 from .checker import check
 from .compiler import CompiledExpression, compile_expression
-from .errors import EvaluationError, ExpressionError, ParseError, TypeCheckError
+from .errors import EvaluationError, ExpressionError, ParseError, PatternError, TypeCheckError
 from .functions import FUNCTIONS
 from .parser import parse
 from .types import FunctionInfo
@@ -22,6 +22,7 @@ __all__ = [
     "Function",
     "FunctionInfo",
     "ParseError",
+    "PatternError",
     "TypeCheckError",
     "Variable",
     "check",

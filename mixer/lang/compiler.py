@@ -15,11 +15,12 @@ from typing import Any
 
 from mixerd.attribute.bag import AttributeBag
 from mixerd.attribute.values import ValueType
+from mixerd.regex import RegexError, compile_regex
 
 from . import externs
 from .ast import Constant, Expression, Function, Variable
 from .checker import check
-from .errors import EvaluationError, ExpressionError
+from .errors import EvaluationError, ExpressionError, PatternError
 from .functions import EQUALITY, FUNCTIONS
 from .parser import parse
 from .types import PYTHON_CLASS
@@ -274,14 +275,14 @@ class _Generator:
             return f"{subject}.startswith({operand})"
         if name == "endsWith":
             return f"{subject}.endswith({operand})"
-        # matches: the target is the pattern; a constant one is compiled once, here.
+        # matches: the target is the pattern; a constant one is compiled once, here, and an invalid one
+        # is a compile error (Mixer failed every evaluation of it instead).
         if isinstance(target, Constant):
             try:
-                regex = externs.compile_regex(target.value)
-            except EvaluationError:
-                pass  # invalid: let every evaluation fail as Mixer's does
-            else:
-                return f"({self.const(regex.search)}({operand}) is not None)"
+                regex = compile_regex(target.value)
+            except RegexError as err:
+                raise PatternError(str(err)) from None
+            return f"{self.const(regex.search)}({operand})"
         return f"{self.const(externs.matches)}({subject}, {operand})"
 
     def index(self, mapping: Expression, key: Expression) -> str:

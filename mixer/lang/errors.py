@@ -23,5 +23,13 @@ class TypeCheckError(ExpressionError):
         self.position = position
 
 
+class PatternError(ExpressionError):
+    """A constant `matches` pattern that RE2 (Go's regexp) rejects, found when compiling.
+
+    Mixer compiled the pattern on every evaluation and failed each time; a constant pattern fails the
+    same way on every request, so mixerd reports it once, at config load, with Go's message.
+    """
+
+
 class EvaluationError(ExpressionError):
     """A runtime failure, with Mixer's texts (`lookup failed: 'a'`, `could not convert x to IP_ADDRESS`)."""

@@ -2,8 +2,8 @@
 
 Known differences from Go, kept small on purpose:
 * dnsName/email/uri validation approximates Go's idna/net/mail/net/url packages (see each function).
-* `matches` runs Python `re` on a pattern first checked for RE2 compatibility (no backreferences or
-  lookaround, which RE2 rejects); `\\z` is mapped to Python's `\\Z`; `\\p{..}` classes are not supported.
+* `matches` runs RE2 (mixerd.regex), as Go's regexp does; a pattern known only per request goes through
+  a bounded cache of compiled patterns (`REQUEST_PATTERNS`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from mixerd.attribute.values import Timestamp
+from mixerd.regex import RegexError, RequestPatterns
 
 from .errors import EvaluationError
 
@@ -86,9 +87,18 @@ def timestamp_ge(a: Timestamp, b: Timestamp) -> bool:
 _LDH = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
-@lru_cache(maxsize=4096)
+#: Names longer than this are not remembered: a valid one has at most 253 characters after mapping, and
+#: the cache must not keep a caller's megabyte-long strings (4096 entries of at most this size).
+_DNS_CACHED_LENGTH = 256
+
+
 def _dns_ascii(name: str) -> str | None:
-    """The lower-case ASCII (punycode) form of a DNS name without its trailing dot; None if invalid.
+    """The lower-case ASCII (punycode) form of a DNS name without its trailing dot; None if invalid."""
+    return _dns_ascii_cached(name) if len(name) <= _DNS_CACHED_LENGTH else _dns_ascii_of(name)
+
+
+def _dns_ascii_of(name: str) -> str | None:
+    """`_dns_ascii`, computed.
 
     Approximates Go's idna lookup profile with strict domain names: each label is letters, digits and
     inner hyphens after IDNA mapping, 1..63 bytes, the whole name at most 253.
@@ -109,6 +119,9 @@ def _dns_ascii(name: str) -> str | None:
         labels.append(ascii_label)
     out = ".".join(labels)
     return out if len(out) <= 253 else None
+
+
+_dns_ascii_cached = lru_cache(maxsize=4096)(_dns_ascii_of)
 
 
 def dns_name(text: str) -> str:
@@ -194,23 +207,18 @@ def match(text: str, pattern: str) -> bool:
     return text == pattern
 
 
-_RE2_UNSUPPORTED = re.compile(r"\\[1-9]|\(\?(?:=|!|<=|<!|P=)|\\[pP]")
-
-
-@lru_cache(maxsize=1024)
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """The pattern for `matches`, refusing what RE2 would refuse (and what `re` cannot emulate)."""
-    if _RE2_UNSUPPORTED.search(pattern):
-        raise EvaluationError(f"error parsing regexp: invalid or unsupported Perl syntax in `{pattern}`")
-    try:
-        return re.compile(pattern.replace(r"\z", r"\Z"))
-    except re.error as err:
-        raise EvaluationError(f"error parsing regexp: {err}: `{pattern}`") from None
+#: Patterns that arrive with requests (an attribute as the target of `matches`), compiled at most once
+#: while they stay among the most recently used; bounds in mixerd.regex.
+REQUEST_PATTERNS = RequestPatterns()
 
 
 def matches(pattern: str, text: str) -> bool:
-    """RE2 search (unanchored); the target of the method is the pattern."""
-    return compile_regex(pattern).search(text) is not None
+    """Go's regexp.MatchString: RE2 search (unanchored); the target of the method is the pattern."""
+    try:
+        regex = REQUEST_PATTERNS.get(pattern)
+    except RegexError as err:
+        raise EvaluationError(str(err)) from None
+    return regex.search(text)
 
 
 def starts_with(text: str, prefix: str) -> bool:

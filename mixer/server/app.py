@@ -149,6 +149,9 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", settings.max_message_size),
         ("grpc.max_send_message_length", settings.max_message_size),
+        # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: what one connection can hold open (each call up to
+        # max_message_size, each access-log stream with its state); grpc's default is unlimited.
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
         # grpc sets SO_REUSEPORT by default, so a second server on a busy port would silently share it;
         # refuse instead. (Several workers sharing one port on purpose will turn this back on.)
         ("grpc.so_reuseport", 0),
@@ -243,7 +246,9 @@ async def start(
         raise StartError(f"cannot listen for monitoring on {where}: {e}") from None
 
     server = grpc.aio.server(options=_grpc_options(settings))
-    MixerApi(dispatcher, stats).add_to_server(server)
+    # A Report may not carry more attribute values than a message of the largest size could carry
+    # without DELTA_ENCODING (each value is at least 4 bytes on the wire).
+    MixerApi(dispatcher, stats, max_report_values=settings.max_message_size // 4).add_to_server(server)
     front_end = FrontEndContext(dispatcher, runtime, registry, settings)
     envoy_services = add_envoy_services(server, front_end)
     health_servicer = health.aio.HealthServicer()

@@ -13,6 +13,8 @@ gRPC statuses:
 | | words, caller knows N` (Mixer's text) |
 | a Check bag does not decode | INVALID_ARGUMENT with the DecodeError text (names the index or attribute) |
 | some Report bags do not decode | INVALID_ARGUMENT `report bag I of N: <DecodeError text>`, joined by `; ` |
+| a Report's bags hold more attribute | RESOURCE_EXHAUSTED `the report's bags hold more than M attribute |
+| values than `max_report_values` | values in all ...`; nothing of it is dispatched |
 | a check adapter fails or times out, an instance cannot be built | INTERNAL `performing check operation |
 | | failed: <handler FQN>: <reason>` |
 | report instances or adapters fail | UNKNOWN `performing report operation failed: ...` (Mixer's code) |
@@ -42,6 +44,7 @@ from ..attribute import (
     DecodeError,
     DictionaryMismatch,
     Duration,
+    ReportTooLarge,
     check_global_word_count,
     decode_attributes,
     decode_report,
@@ -60,6 +63,7 @@ _CheckResponse = mixer_pb2.CheckResponse
 _ReportRequest = mixer_pb2.ReportRequest
 
 _INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
+_RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 _INTERNAL = grpc.StatusCode.INTERNAL
 _UNKNOWN = grpc.StatusCode.UNKNOWN
 
@@ -170,9 +174,10 @@ async def _abort(
 class MixerApi:
     """Check and Report handlers over raw bytes; `add_to_server(server)` registers them."""
 
-    def __init__(self, dispatcher: Dispatcher, stats: Stats) -> None:
+    def __init__(self, dispatcher: Dispatcher, stats: Stats, *, max_report_values: int | None = None) -> None:
         self._dispatcher = dispatcher
         self._stats = stats
+        self._max_report_values = max_report_values  # attribute values of one Report's bags together
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {
@@ -253,11 +258,15 @@ class MixerApi:
         bags: list[AttributeBag] = []
         errors: list[str] = []
         wrap = AttributeBag.wrap
-        for position, values in decode_report(request):
-            if isinstance(values, DecodeError):
-                errors.append(f"report bag {position} of {total}: {values}")
-            else:
-                bags.append(wrap(values))
+        try:
+            for position, values in decode_report(request, self._max_report_values):
+                if isinstance(values, DecodeError):
+                    errors.append(f"report bag {position} of {total}: {values}")
+                else:
+                    bags.append(wrap(values))
+        except ReportTooLarge as e:  # nothing is dispatched: the request is refused whole
+            stats.decode_errors += 1
+            raise _Rejection(_RESOURCE_EXHAUSTED, str(e)) from None
         if bags:
             try:
                 await self._dispatcher.report(bags)

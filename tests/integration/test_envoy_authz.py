@@ -292,6 +292,22 @@ def test_a_small_cache_evicts_the_least_recently_used(start_mixer_server: Any) -
     assert metrics["mixerd_authz_cache_entries"] == 2
 
 
+def test_the_cache_keeps_within_its_byte_budget(start_mixer_server: Any) -> None:
+    """Distinct 10 KB x-user headers fill a 1 MiB budget and no more; a 100 KB one is answered, not kept."""
+    dispatcher = Recording()
+    server = start_mixer_server(dispatcher, authz_cache_bytes=1 << 20)
+    users = [f"{i:04d}" + "u" * 10_000 for i in range(200)]
+    assert verdicts(server.address, users) == [0] * 200
+    metrics = scrape(server)
+    assert 0 < metrics["mixerd_authz_cache_bytes"] <= 1 << 20
+    assert metrics["mixerd_authz_cache_entries"] < 110
+    assert metrics['mixerd_authz_cache_evictions_total{reason="size"}'] > 90
+    huge = "blocked" + " " * 100_000
+    assert verdicts(server.address, ["blocked", huge, huge]) == [7, 0, 0]  # not "blocked": the value differs
+    assert dispatcher.preconditions == 203  # the huge header was dispatched each time
+    assert scrape(server)["mixerd_authz_cache_too_large_total"] == 2
+
+
 _DENY_ALICE = """\
 apiVersion: config.istio.io/v1alpha2
 kind: handler

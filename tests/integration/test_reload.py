@@ -114,6 +114,27 @@ def test_a_broken_edit_is_rejected_and_the_previous_config_keeps_serving(tmp_pat
         assert mixer.runtime.last_rejection is None
 
 
+def test_an_edit_with_a_pattern_re2_rejects_is_rejected(tmp_path: Path) -> None:
+    """A constant `.matches()` pattern is compiled at load: Mixer took this config and failed the match on
+    every request; mixerd keeps the previous config and says why."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(_deny_rule('source.user == "bob"'))
+    with _serve(tmp_path) as (mixer, stub):
+        rules.write_text(_deny_rule('"^(al|bo)(?=b)".matches(source.user)'))
+        _wait_for(lambda: mixer.metric(_REJECTIONS) == 1)
+        rejection = mixer.runtime.last_rejection
+        assert rejection is not None
+        assert [str(e) for e in rejection.errors] == [
+            "rules.yaml: rule 'r-deny.rule.istio-system' .spec.match: "
+            "error parsing regexp: invalid or unsupported Perl syntax: `(?=`"
+        ]
+        assert _verdict(stub, "bob") == ("DENIED", "deny.handler.istio-system:denied")
+        rules.write_text(_deny_rule('"^(al|bo)b$".matches(source.user)'))
+        _wait_for(lambda: mixer.metric(_LOADS) == 2)
+        assert _verdict(stub, "bob") == ("DENIED", "deny.handler.istio-system:denied")
+        assert _verdict(stub, "alice") == ("OK", "")
+
+
 def test_a_removed_config_folder_is_rejected_not_taken_for_no_rules(tmp_path: Path) -> None:
     folder = tmp_path / "config"
     folder.mkdir()

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -215,6 +216,56 @@ def test_report_applies_delta_encoding(start_mixer_server: Any) -> None:
     with grpc.insecure_channel(server.address) as ch:
         stub(ch).Report(request, timeout=10)
     assert dispatcher.reports == [bags]
+
+
+def test_a_report_that_delta_encoding_inflates_past_the_limit_is_refused(start_mixer_server: Any) -> None:
+    """A Report may carry as many attribute values as a max_message_size message could without
+    DELTA_ENCODING (a quarter of it); here 80 bags repeat 1,000 attributes: 80,000 from ~14 KB."""
+    dispatcher = RecordingDispatcher()
+    server = start_mixer_server(dispatcher, max_message_size=256 * 1024)  # 65,536 values at most
+    request = mixer_pb2.ReportRequest()
+    first = request.attributes.add()
+    first.words.extend(f"a{i}" for i in range(1000))
+    for i in range(1000):
+        first.strings[-(i + 1)] = -(i + 1)
+    for _ in range(79):
+        request.attributes.add().words.append("x")
+    with grpc.insecure_channel(server.address) as ch:
+        error = rpc_error(stub(ch).Report, request)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "the report's bags hold more than 65536 attribute values in all" in str(error.details())
+        del request.attributes[60:]  # 60,000 values
+        assert stub(ch).Report(request, timeout=10) == mixer_pb2.ReportResponse()
+    assert [len(bags) for bags in dispatcher.reports] == [60]
+
+
+def _metrics_text(server: Any) -> str:
+    with urllib.request.urlopen(server.monitoring_url + "/metrics", timeout=5) as answer:
+        return answer.read().decode()
+
+
+def test_a_connection_holds_at_most_max_concurrent_streams_open(start_mixer_server: Any) -> None:
+    server = start_mixer_server(max_concurrent_streams=1)
+    release = threading.Event()
+
+    def messages() -> Iterator[bytes]:
+        release.wait(10)
+        return
+        yield b""  # a generator that sends nothing until released
+
+    with grpc.insecure_channel(server.address) as ch:
+        als = ch.stream_unary("/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs")
+        stream = als.future(messages(), timeout=10)  # holds the connection's one stream
+        deadline = time.monotonic() + 5
+        while "mixerd_envoy_accesslog_streams_open 1.0" not in _metrics_text(server):
+            assert time.monotonic() < deadline, "the stream did not open"
+            time.sleep(0.02)
+        with pytest.raises(grpc.RpcError) as info:
+            stub(ch).Check(mixer_pb2.CheckRequest(), timeout=0.5)  # waits for a free stream
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        release.set()
+        stream.result()
+        assert stub(ch).Check(mixer_pb2.CheckRequest(), timeout=5).precondition.status.code == 0
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -122,8 +122,13 @@ class ClusterName:
     service: tuple[tuple[str, str], ...]
 
 
-@lru_cache(maxsize=4096)
 def parse_cluster_name(name: str) -> ClusterName:
+    """`_parse_cluster_name`, remembered for names of up to 256 characters (Envoy sends them; a cache
+    of 4096 must not keep megabyte-long ones)."""
+    return _cached_cluster_name(name) if len(name) <= 256 else _parse_cluster_name(name)
+
+
+def _parse_cluster_name(name: str) -> ClusterName:
     """Istio's `direction|port|subset|host` (also the SNI form `outbound_.9080_.v1_.host`), or any name.
 
     An Istio name gives `destination.service.host` = host, and for a Kubernetes service host
@@ -147,6 +152,9 @@ def parse_cluster_name(name: str) -> ClusterName:
     else:
         service.append(("destination.service.name", host))
     return ClusterName(direction, tuple(service))
+
+
+_cached_cluster_name = lru_cache(maxsize=4096)(_parse_cluster_name)
 
 
 _DIRECTIONS = ("outbound", "inbound")
@@ -258,12 +266,14 @@ class ConnectionBytes:
     Keyed by the entry's stream_id; a connection's last entry (TcpConnectionEnd) forgets it. At most
     `limit` connections are remembered: past that the oldest is forgotten, and a later entry of it
     counts its bytes from zero again (an over-count Envoy's own loss of entries makes likely anyway).
+    An id longer than 128 characters is remembered by its (per-process salted) hash, so that memory
+    stays about 300 bytes per connection whatever the ids are.
     """
 
     __slots__ = ("_seen", "limit")
 
     def __init__(self, limit: int = 65536) -> None:
-        self._seen: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._seen: OrderedDict[str | int, tuple[int, int]] = OrderedDict()
         self.limit = limit
 
     def __len__(self) -> int:
@@ -273,11 +283,12 @@ class ConnectionBytes:
         """The bytes received and sent since the connection's previous entry (all of them if none)."""
         if not connection:
             return received, sent
+        key: str | int = connection if len(connection) <= 128 else hash(connection)
         seen = self._seen
-        before = seen.pop(connection, None) if last else seen.get(connection)
+        before = seen.pop(key, None) if last else seen.get(key)
         if not last:
-            seen[connection] = (received, sent)
-            seen.move_to_end(connection)
+            seen[key] = (received, sent)
+            seen.move_to_end(key)
             if len(seen) > self.limit:
                 seen.popitem(last=False)
         if before is None:

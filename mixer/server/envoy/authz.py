@@ -3,8 +3,9 @@
 Each CheckRequest's AttributeContext becomes an attribute bag (authz_attributes), the same dispatch as
 `istio.mixer.v1.Mixer/Check` decides it (no quotas; the dedup id is `request.id`), and the
 verdict becomes a CheckResponse (authz_response). A verdict cache (verdict_cache) keyed on the
-attributes the rules read answers repeated requests without dispatching; `authz_cache_size` sizes it
-and 0 turns it off. docs/envoy/authz.md is the user's page.
+attributes the rules read answers repeated requests without dispatching; `authz_cache_size` (verdicts)
+and `authz_cache_bytes` (memory) bound it, and 0 for either turns it off. docs/envoy/authz.md is the
+user's page.
 
 Like the Mixer front-end, the service takes raw bytes (a generic handler without a deserializer), so
 that bytes that are not a CheckRequest get INVALID_ARGUMENT rather than grpc's INTERNAL, and a cached
@@ -155,12 +156,12 @@ def _generated_names(bag: AttributeBag, values: dict[str, Any]) -> list[str]:
 
 def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
     """Register the Authorization service and its self metrics; returns the service's full name."""
-    size = context.settings.authz_cache_size
+    size, budget = context.settings.authz_cache_size, context.settings.authz_cache_bytes
     cache = None
-    if size > 0:
+    if size > 0 and budget > 0:
         runtime = context.runtime
         generation = (lambda: runtime.generation) if runtime is not None else (lambda: 0)
-        cache = VerdictCache(size, generation=generation)
+        cache = VerdictCache(size, max_bytes=budget, generation=generation)
     stats = AuthzStats()
     context.registry.register(AuthzCollector(stats, cache))
     AuthorizationService(context.dispatcher, cache, stats).add_to_server(server)

@@ -6,11 +6,15 @@
 - `mixerd_authz_cache_hits_total`, `mixerd_authz_cache_misses_total`: Checks the verdict cache answered,
   and those it could not (dispatched to the rules);
 - `mixerd_authz_cache_evictions_total{reason}`: verdicts dropped: `size` (to stay within
-  authz_cache_size), `expired` (past their valid duration), `used_up` (out of uses), `reload` (the
-  config changed);
-- `mixerd_authz_cache_entries`: verdicts held now (a gauge).
+  authz_cache_size and authz_cache_bytes), `expired` (past their valid duration), `used_up` (out of
+  uses), `reload` (the config changed);
+- `mixerd_authz_cache_too_large_total`: verdicts answered but not cached, their entry being over 1/64
+  of authz_cache_bytes;
+- `mixerd_authz_cache_entries`, `mixerd_authz_cache_bytes`: verdicts held now, and the bytes they hold
+  (gauges).
 
-The cache metrics are published only while the cache is on (`authz_cache_size` above 0).
+The cache metrics are published only while the cache is on (authz_cache_size and authz_cache_bytes
+above 0).
 """
 
 from __future__ import annotations
@@ -69,6 +73,14 @@ class AuthzCollector(Collector):
         for reason in EVICTION_REASONS:
             evictions.add_metric([reason], cache.evictions[reason])
         yield evictions
+        yield CounterMetricFamily(
+            "mixerd_authz_cache_too_large",
+            "ext_authz verdicts not cached because their entry was over 1/64 of the cache's byte budget.",
+            value=cache.too_large,
+        )
         yield GaugeMetricFamily(
             "mixerd_authz_cache_entries", "Verdicts in the ext_authz cache now.", value=len(cache)
+        )
+        yield GaugeMetricFamily(
+            "mixerd_authz_cache_bytes", "Bytes the ext_authz cache's entries hold now.", value=cache.bytes
         )

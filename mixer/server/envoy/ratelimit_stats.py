@@ -13,7 +13,8 @@ Per domain: `mixerd_ratelimit_requests_total{domain, code}` (OK, OVER_LIMIT, INV
 UNAVAILABLE, INTERNAL), `mixerd_ratelimit_domain_not_found_total{domain}` and
 `mixerd_ratelimit_backend_errors_total{domain}` (limits the backend answered by its fail policy).
 Domains no config has are labelled as sent, up to 100 of them, then `(other)`: a misconfigured proxy
-must not blow up the metrics.
+must not blow up the metrics. Likewise the `override:<keys>` descriptors (their keys are the caller's):
+100 of them, then `override:(other)`. A label sent longer than 256 characters is always the other one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from prometheus_client.registry import Collector
 from ...runtime.ratelimit import NEAR, OVER, SHADOW, WITHIN, Decision
 
 _MAX_UNKNOWN = 100
+_MAX_LABEL_CHARS = 256
 OTHER = "(other)"
+OTHER_OVERRIDE = "override:(other)"
 
 _HIT_FAMILIES = (
     ("total_hits", "Hits counted against a rate limit."),
@@ -54,6 +57,7 @@ class RateLimitStats:
         self.not_found: Counter[str] = Counter()
         self.backend_errors: Counter[str] = Counter()
         self._unknown: set[str] = set()
+        self._overrides: set[str] = set()
 
     def record(self, domain: str, decision: Decision, code: str) -> None:
         if not decision.known:
@@ -69,21 +73,29 @@ class RateLimitStats:
             families = _BY_OUTCOME.get(status.outcome)
             if families is None:
                 continue  # no limit, or unlimited
-            hits[(domain, status.stat, "total_hits")] += status.hits
+            stat = status.stat
+            if stat.startswith("override:"):
+                stat = _bounded(stat, self._overrides, OTHER_OVERRIDE)
+            hits[(domain, stat, "total_hits")] += status.hits
             for family in families:
-                hits[(domain, status.stat, family)] += status.hits
+                hits[(domain, stat, family)] += status.hits
 
     def failed(self, domain: str, code: str, known: bool) -> None:
         """A request answered with a gRPC error (`code`: INVALID_ARGUMENT or UNAVAILABLE)."""
         self.requests[(domain if known else self._unknown_label(domain), code)] += 1
 
     def _unknown_label(self, domain: str) -> str:
-        if domain in self._unknown:
-            return domain
-        if len(self._unknown) < _MAX_UNKNOWN:
-            self._unknown.add(domain)
-            return domain
-        return OTHER
+        return _bounded(domain, self._unknown, OTHER)
+
+
+def _bounded(label: str, seen: set[str], other: str) -> str:
+    """`label` if it is one of the first _MAX_UNKNOWN short enough to keep, else `other`."""
+    if label in seen:
+        return label
+    if len(seen) < _MAX_UNKNOWN and len(label) <= _MAX_LABEL_CHARS:
+        seen.add(label)
+        return label
+    return other
 
 
 class RateLimitCollector(Collector):

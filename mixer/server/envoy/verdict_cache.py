@@ -20,14 +20,19 @@ stored: a verdict with no duration or with a use count of 1 or less (it may serv
 one whose code says the check itself failed (UNKNOWN, DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNAVAILABLE,
 DATA_LOSS): those are errors, not decisions.
 
-Bounds: at most `max_entries` verdicts, least recently used evicted first; at most `max_shapes` shapes
-(dropping one drops its verdicts). Config reloads: `generation()` (the runtime's config generation) is
+Bounds: at most `max_entries` verdicts and `max_bytes` bytes, least recently used evicted first; at most
+`max_shapes` shapes (dropping one drops its verdicts). An entry's bytes are what it keeps alive: its key
+(the attribute values the rules read, which the caller chose and can make megabytes long), the stored
+answer, and the entry's own objects. An entry over `max_bytes // ENTRY_SHARE` is not stored (nor a shape
+whose references are), so no one request can push out a large part of the cache: it is answered, just
+not remembered (`too_large` counts them). Config reloads: `generation()` (the runtime's config generation) is
 read on every lookup; a change empties the cache, and a verdict computed while the generation changed is
 not stored, so no answer outlives the config that produced it.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +49,11 @@ UNCACHEABLE_CODES = frozenset(
 #: The Istio proxy's check cache held 10000 entries (ENVOY.md 0).
 DEFAULT_MAX_ENTRIES = 10000
 DEFAULT_MAX_SHAPES = 64
+DEFAULT_MAX_BYTES = 64 << 20
+#: An entry (or a new shape's references) larger than max_bytes // ENTRY_SHARE is not stored.
+ENTRY_SHARE = 64
+#: The OrderedDict slot and link of one entry, measured on CPython 3.11 (about 105 bytes).
+_ENTRY_OVERHEAD = 112
 
 #: Eviction reasons, the `reason` label of mixerd_authz_cache_evictions.
 SIZE, EXPIRED, USED_UP, RELOAD = "size", "expired", "used_up", "reload"
@@ -54,15 +64,27 @@ _ABSENCE = Condition.ABSENCE
 
 
 class CachedVerdict:
-    """A stored answer: the serialized CheckResponse and whether it allowed, with its remaining terms."""
+    """A stored answer: the serialized CheckResponse and whether it allowed, with its remaining terms;
+    `size` is the bytes its entry holds (key included)."""
 
-    __slots__ = ("allowed", "body", "expires_at", "uses_left")
+    __slots__ = ("allowed", "body", "expires_at", "size", "uses_left")
 
-    def __init__(self, body: bytes, allowed: bool, expires_at: int, uses_left: int) -> None:
+    def __init__(self, body: bytes, allowed: bool, expires_at: int, uses_left: int, size: int = 0) -> None:
         self.body = body
         self.allowed = allowed
         self.expires_at = expires_at
         self.uses_left = uses_left
+        self.size = size
+
+
+_VERDICT_SIZE = sys.getsizeof(CachedVerdict(b"", True, 0, 0))
+
+
+def _footprint(value: Any) -> int:
+    """Bytes a key part keeps alive: the object itself, and for a tuple its items too."""
+    if type(value) is tuple:
+        return sys.getsizeof(value) + sum(_footprint(v) for v in value)
+    return sys.getsizeof(value)
 
 
 def _frozen(value: Any) -> Any:
@@ -170,14 +192,20 @@ class VerdictCache:
         self,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], int] = time.monotonic_ns,
         generation: Callable[[], int] = lambda: 0,
         max_shapes: int = DEFAULT_MAX_SHAPES,
     ) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.max_entry_bytes = max_bytes // ENTRY_SHARE
         self.max_shapes = max(1, max_shapes)
+        self.bytes = 0  # what the entries hold now
         self._clock = clock
         self._generation_of = generation
         self._generation = generation()
@@ -188,6 +216,7 @@ class VerdictCache:
         self._next_shape_id = 0
         self.hits = 0
         self.misses = 0
+        self.too_large = 0  # verdicts answered but not stored: their entry was over max_entry_bytes
         self.evictions: dict[str, int] = dict.fromkeys(EVICTION_REASONS, 0)
 
     def __len__(self) -> int:
@@ -203,6 +232,7 @@ class VerdictCache:
         if now != self._generation:
             self.evictions[RELOAD] += len(self._entries)
             self._entries.clear()
+            self.bytes = 0
             self._shapes.clear()
             self._shape_by_refs.clear()
             self._generation = now
@@ -223,11 +253,13 @@ class VerdictCache:
                 continue
             if self._clock() >= verdict.expires_at:
                 del entries[key]
+                self.bytes -= verdict.size
                 self.evictions[EXPIRED] += 1
                 continue
             verdict.uses_left -= 1
             if verdict.uses_left <= 0:
                 del entries[key]
+                self.bytes -= verdict.size
                 self.evictions[USED_UP] += 1
             else:
                 entries.move_to_end(key)
@@ -261,23 +293,38 @@ class VerdictCache:
         ):
             return False
         shape = self._shape(references, tuple(generated))
+        if shape is None:
+            self.too_large += 1
+            return False
         key = shape.key(attributes)
         if key is None:  # cannot happen for the attributes the references were recorded on; be safe
             return False
+        size = _ENTRY_OVERHEAD + _VERDICT_SIZE + sys.getsizeof(body) + _footprint(key)
+        if size > self.max_entry_bytes:
+            self.too_large += 1
+            return False
         entries = self._entries
+        replaced = entries.pop(key, None)
+        if replaced is not None:
+            self.bytes -= replaced.size
         entries[key] = CachedVerdict(
-            body, status_code == 0, self._clock() + valid_duration_ns, valid_use_count - 1
+            body, status_code == 0, self._clock() + valid_duration_ns, valid_use_count - 1, size
         )
-        entries.move_to_end(key)
-        while len(entries) > self.max_entries:
-            entries.popitem(last=False)
+        self.bytes += size
+        while len(entries) > self.max_entries or self.bytes > self.max_bytes:
+            _, dropped = entries.popitem(last=False)
+            self.bytes -= dropped.size
             self.evictions[SIZE] += 1
         return True
 
-    def _shape(self, references: RawReferences, generated: tuple[str, ...]) -> Shape:
+    def _shape(self, references: RawReferences, generated: tuple[str, ...]) -> Shape | None:
+        """The shape of these references, made if new; None when they are too large to keep (a rule that
+        indexes a map with a key the caller sent puts that key in them)."""
         found = self._shape_by_refs.get((references, generated))
         if found is not None:
             return found
+        if _footprint((references, generated)) > self.max_entry_bytes:
+            return None
         shape = Shape(self._next_shape_id, references, generated)
         self._next_shape_id += 1
         if len(self._shapes) >= self.max_shapes:
@@ -293,5 +340,5 @@ class VerdictCache:
                 del self._shape_by_refs[refs]
         stale = [key for key in self._entries if key[0] == shape.id]
         for key in stale:
-            del self._entries[key]
+            self.bytes -= self._entries.pop(key).size
         self.evictions[SIZE] += len(stale)

@@ -263,3 +263,44 @@ def test_defaults_and_hook() -> None:
 )
 def test_dimension_text(value: object, text: str) -> None:
     assert dimension_text(value) == text
+
+
+# -- memory that callers choose -------------------------------------------------------------------------
+
+
+def test_idle_buckets_are_dropped_so_memory_follows_the_live_ones() -> None:
+    """Each distinct dimension value (a caller's IP, a header) makes a bucket; one whose window is empty
+    again, or an allocation bucket holding nothing, goes at the next sweep."""
+    clock = Clock()
+    h = make(
+        {
+            "quotas": [
+                {"name": RPS, "maxAmount": 5, "validDuration": "1h"},
+                {"name": "alloc.instance.istio-system", "maxAmount": 5},
+            ]
+        },
+        clock,
+    )
+    for i in range(3000):  # 3000 callers within the hour
+        assert ask(h, 1, ip=f"10.0.{i // 256}.{i % 256}").granted_amount == 1
+    assert 1024 <= len(h._buckets) <= 3000  # live: all are within their hour
+    assert ask(h, 1, name="alloc.instance.istio-system", user="held").granted_amount == 1
+    assert ask(h, 1, name="alloc.instance.istio-system", user="given-back").granted_amount == 1
+    assert ask(h, -1, name="alloc.instance.istio-system", user="given-back").granted_amount == -1
+    clock.at(3_600_000)  # an hour later every rate-limit window is empty again
+    for i in range(2048):
+        ask(h, 1, ip=f"10.9.{i // 256}.{i % 256}")
+    keys = set(h._buckets)
+    assert ("alloc.instance.istio-system", (("user", "held"),)) in keys  # holds a unit: kept
+    assert ("alloc.instance.istio-system", (("user", "given-back"),)) not in keys
+    assert not any(dims == (("ip", "10.0.0.1"),) for _, dims in keys)
+    assert len(h._buckets) <= 2048 + 1
+    assert ask(h, 5, ip="10.0.0.1").granted_amount == 5  # a dropped bucket starts afresh, as it would have
+
+
+def test_a_long_window_takes_memory_for_its_grants_not_its_length() -> None:
+    clock = Clock()
+    h = make({"quotas": [{"name": RPS, "maxAmount": 100, "validDuration": "24h"}]}, clock)
+    ask(h, 1, ip="10.0.0.1")
+    [bucket] = h._buckets.values()
+    assert len(bucket.window._pairs) == 1  # a ring would hold 864,000 ticks

@@ -886,3 +886,13 @@ spec:
         "tracing.yaml: handler 'zipkin.handler.istio-system' .spec.params: instance "
         "'spans.instance.istio-system' sets no traceId and spanId: none of its spans could be exported"
     ]
+
+
+def test_long_service_names_get_a_resource_without_being_cached() -> None:
+    from mixerd_adapters.otlp import spans
+
+    before = spans._cached_resource.cache_info().currsize
+    name = "s" * 10_000
+    assert spans.resource(name).attributes["service.name"] == name
+    assert spans._cached_resource.cache_info().currsize == before
+    assert spans.resource("short") is spans.resource("short")

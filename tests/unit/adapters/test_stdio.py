@@ -417,3 +417,12 @@ def test_the_docs_example_is_a_valid_handler():
         "stdio",
     )
     read_params(Params, doc["spec"].get("params"))
+
+
+def test_long_map_keys_are_encoded_without_being_cached() -> None:
+    from mixerd_adapters.stdio import encode
+
+    before = encode._cached_key.cache_info().currsize
+    key = "k" * 10_000
+    assert value_json({key: "v"}) == json.dumps({key: "v"}, separators=(",", ":"))
+    assert encode._cached_key.cache_info().currsize == before

@@ -12,6 +12,7 @@ from mixerd.attribute import (
     CompressedAttributes,
     DecodeError,
     Duration,
+    ReportTooLarge,
     Timestamp,
     decode_attributes,
     decode_report,
@@ -153,6 +154,42 @@ def test_independent_bad_element_in_the_middle():
 
 def test_no_elements():
     assert decoded(wire.report([], default_words=["a"])) == []
+
+
+def _amplifying(
+    attributes: int, empty_bags: int, semantics: int = ReportRequest.DELTA_ENCODING
+) -> ReportRequest:
+    """One bag of `attributes` distinct string attributes, then `empty_bags` bags that change nothing."""
+    request = ReportRequest(repeated_attributes_semantics=semantics)
+    first = request.attributes.add()
+    first.words.extend(f"a{i}" for i in range(attributes))
+    for i in range(attributes):
+        first.strings[-(i + 1)] = -(i + 1)
+    for _ in range(empty_bags):
+        request.attributes.add().words.append("x")
+    return ReportRequest.FromString(request.SerializeToString())
+
+
+def test_delta_bags_count_what_they_carry_over_against_the_limit():
+    request = _amplifying(1000, 9)  # 10 bags of 1000 values each: 10,000 in all, from ~13 KB
+    assert sum(len(bag) for _, bag in decode_report(request, max_values=10_000)) == 10_000
+    with pytest.raises(ReportTooLarge, match="more than 9999 attribute values in all"):
+        for _ in decode_report(request, max_values=9_999):
+            pass
+
+
+def test_the_limit_stops_before_the_bag_that_would_pass_it():
+    request = _amplifying(20_000, 2_000)  # 342 KB: 40 million values (830 MB) without a limit
+    seen = []
+    with pytest.raises(ReportTooLarge):
+        for position, _ in decode_report(request, max_values=1 << 20):
+            seen.append(position)
+    assert seen == list(range(52))  # 52 bags of 20,000 fit in 2^20
+
+
+def test_independent_bags_count_only_their_own_values():
+    request = _amplifying(1000, 9, ReportRequest.INDEPENDENT_ENCODING)
+    assert [len(bag) for _, bag in decode_report(request, max_values=1000)] == [1000] + [0] * 9
 
 
 # -- encode_report ---------------------------------------------------------------------------------------

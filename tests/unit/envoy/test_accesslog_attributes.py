@@ -690,3 +690,23 @@ def test_connection_bytes_forget_the_oldest_past_the_limit_and_survive_shrinking
     assert len(seen) == 2
     assert seen.increments("b", 11, 11, last=True) == (11, 11)  # counted whole again
     assert seen.increments("a", 5, 20, last=True) == (5, 8)  # a smaller total counts whole
+
+
+def test_long_connection_ids_are_remembered_by_a_hash_not_kept() -> None:
+    seen = ConnectionBytes()
+    long_id = "c" * 1_000_000
+    assert seen.increments(long_id, 10, 10, last=False) == (10, 10)
+    assert seen.increments("c" * 1_000_000, 15, 12, last=False) == (5, 2)  # an equal id, another object
+    assert all(isinstance(key, int) for key in seen._seen)  # the megabyte string is not kept
+    assert seen.increments(long_id, 20, 20, last=True) == (5, 8) and len(seen) == 0
+
+
+def test_long_cluster_names_parse_the_same_without_being_cached() -> None:
+    from mixerd.server.envoy import accesslog_attributes
+
+    cached = accesslog_attributes._cached_cluster_name
+    name = "outbound|9080||" + "x" * 10_000 + ".default.svc.cluster.local"
+    before = cached.cache_info().currsize
+    assert parse_cluster_name(name) == parse_cluster_name("" + name)
+    assert cached.cache_info().currsize == before
+    assert dict(parse_cluster_name(name).service)["destination.service.namespace"] == "default"

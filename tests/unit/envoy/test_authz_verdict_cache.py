@@ -254,6 +254,66 @@ def test_dropping_a_shape_drops_its_verdicts(clock: Clock, generation: Generatio
 def test_a_size_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="max_entries must be at least 1, got 0"):
         VerdictCache(0)
+    with pytest.raises(ValueError, match="max_bytes must be at least 1, got 0"):
+        VerdictCache(10, max_bytes=0)
+
+
+def held(cache: VerdictCache) -> int:
+    """The bytes the entries say they hold, added up (what `cache.bytes` must equal)."""
+    return sum(verdict.size for verdict in cache._entries.values())
+
+
+def test_the_byte_budget_holds_with_large_entries(clock: Clock, generation: Generation) -> None:
+    cache = VerdictCache(10_000, max_bytes=1 << 20, clock=clock, generation=generation)
+    assert cache.max_entry_bytes == 16 << 10  # 1/64 of the budget
+    for i in range(500):  # 500 distinct 10 KB headers: 5 MB of keys for a 1 MiB budget
+        assert store(cache, USER_REFS, request(f"{i:05d}" + "x" * 10_000), body=b"v%d" % i)
+    assert cache.bytes == held(cache) <= 1 << 20
+    assert 90 <= len(cache) <= 101 and cache.evictions["size"] == 500 - len(cache)  # ~10.4 KB each
+    assert answer(cache, request("00499" + "x" * 10_000)) == b"v499"  # the most recent are kept
+    assert answer(cache, request("00000" + "x" * 10_000)) is None
+
+
+def test_an_entry_counts_its_key_and_its_answer(cache: VerdictCache) -> None:
+    store(cache, USER_REFS, request("a"), body=b"")
+    small = cache.bytes
+    store(cache, USER_REFS, request("b" * 1001, path="/a" + "p" * 1000), body=b"x" * 3000)
+    assert cache.bytes - small >= 5000
+    store(cache, USER_REFS, request("b" * 1001, path="/a" + "p" * 1000), body=b"")  # replaced, not added
+    assert cache.bytes - small < 2500 and cache.bytes == held(cache)
+
+
+def test_an_entry_over_its_share_of_the_budget_is_not_stored(clock: Clock, generation: Generation) -> None:
+    cache = VerdictCache(10_000, max_bytes=1 << 20, clock=clock, generation=generation)
+    store(cache, USER_REFS, request("small"), body=b"small")
+    assert not store(cache, USER_REFS, request("x" * 20_000), body=b"big")
+    assert (cache.too_large, len(cache), cache.evictions["size"]) == (1, 1, 0)
+    assert answer(cache, request("x" * 20_000)) is None
+    assert answer(cache, request("small")) == b"small"
+    assert not store(cache, USER_REFS, request("small"), body=b"y" * 20_000)  # the answer counts too
+    assert cache.too_large == 2 and cache.bytes == held(cache)
+
+
+def test_references_too_large_to_keep_make_no_shape(clock: Clock, generation: Generation) -> None:
+    cache = VerdictCache(10_000, max_bytes=1 << 20, clock=clock, generation=generation)
+    huge_key = "k" * 20_000  # a rule that indexes a map with a key the caller sent
+    assert not store(cache, (((("request.headers", huge_key)), EXACT),), {"request.headers": {huge_key: "v"}})
+    assert (cache.shapes, cache.too_large) == (0, 1)
+
+
+def test_bytes_go_with_every_entry_that_goes(
+    cache: VerdictCache, clock: Clock, generation: Generation
+) -> None:
+    store(cache, USER_REFS, request("expires"), seconds=1)
+    store(cache, USER_REFS, request("used"), uses=2)
+    store(cache, USER_REFS, request("stays"))
+    clock.now += 2 * SECOND
+    assert answer(cache, request("expires")) is None  # expired
+    assert answer(cache, request("used")) is not None  # its last use
+    assert len(cache) == 1 and cache.bytes == held(cache) > 0
+    generation.value += 1
+    cache.generation()
+    assert (len(cache), cache.bytes) == (0, 0)
 
 
 # -- reloads ----------------------------------------------------------------------------------------------

@@ -246,6 +246,19 @@ def test_wildcard_matches_count_per_value_unless_they_share_the_threshold(servic
     assert [c for c, *_ in s.ask(d("path=/b/1"), d("path=/b/2"))] == [OK, OVER_LIMIT]
 
 
+def test_wildcards_take_time_linear_in_the_value(service: Any) -> None:
+    """A backtracking engine needs 14 s for a 500-character value here, and O(n^4) beyond (RE2: linear)."""
+    s = service("""
+- key: path
+  value: "*a*a*a*b"
+  rate_limit: {unit: second, requests_per_unit: 5, name: abab}
+- key: path
+  rate_limit: {unit: second, requests_per_unit: 7, name: any-path}
+""")
+    assert s.ask(d("path=" + "a" * 60_000))[0][3][2] == "any-path"
+    assert s.ask(d("path=" + "a" * 60_000 + "b"))[0][3][2] == "abab"
+
+
 def test_match_names_the_counter_by_the_request_values() -> None:
     s = Service("""
 - key: path

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from mixerd.attribute import AttributeBag, Condition, Duration, Reference, Timestamp, ValueType
-from mixerd.lang import EvaluationError, compile_expression
+from mixerd.lang import EvaluationError, PatternError, compile_expression, externs
 
 V = ValueType
 M = {
@@ -102,13 +102,35 @@ def test_map_key_falls_through_inside_or_only() -> None:
         ("email(s) == e", {"s": "Joe <joe@x.com>", "e": "x"}, "email"),
         ("uri(s) == u", {"s": "", "u": "x"}, "uri"),
         ("s2.matches(s)", {"s": "x", "s2": "("}, "error parsing regexp"),
-        ('"(a)\\\\1".matches(s)', {"s": "aa"}, "error parsing regexp"),
+        ("s2.matches(s)", {"s": "aa", "s2": "(a)\\1"}, "error parsing regexp: invalid escape sequence"),
     ],
 )
 def test_runtime_errors(text: str, values: dict[str, Any], message: str) -> None:
     with pytest.raises(EvaluationError) as info:
         run(text, **values)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('"(a)\\\\1".matches(s)', "error parsing regexp: invalid escape sequence: `\\1`"),
+        ('s == "x" && "[".matches(s)', "error parsing regexp: missing closing ]: `[`"),
+        ('conditional(false, "(?<=a)".matches(s), true)', "invalid or unsupported Perl syntax"),
+    ],
+)
+def test_a_bad_constant_pattern_is_a_compile_error(text: str, message: str) -> None:
+    """Even where it would never be evaluated: a constant pattern is checked once, when compiling."""
+    with pytest.raises(PatternError) as info:
+        compile_expression(text, M)
+    assert message in str(info.value)
+
+
+def test_a_constant_pattern_is_compiled_once() -> None:
+    compiled = compile_expression('"^(a+)+$".matches(s)', M)
+    constants = compiled.evaluate.__globals__.values()  # the generated function's namespace
+    assert externs.matches not in constants  # not the per-request path: the pattern compiled here
+    assert run('"^(a+)+$".matches(s)', s="a" * 40 + "!")[0] is False
 
 
 def test_subclass_values_pass_type_check() -> None:

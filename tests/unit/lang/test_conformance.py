@@ -23,7 +23,7 @@ from mixerd.attribute import AttributeBag, Condition, Duration, Timestamp, Value
 TABLE = Path(__file__).resolve().parents[2] / "data" / "lang" / "conformance.yaml"
 EXPECTATIONS = ("result", "compile_error", "error", "compiles")
 KEYS = {"expr", "attrs", "attrs_raw", "type", "referenced", "kind", "note", *EXPECTATIONS}
-KINDS = {"parse": "ParseError", "type": "TypeCheckError"}
+KINDS = {"parse": "ParseError", "type": "TypeCheckError", "pattern": "PatternError"}
 
 
 def _load() -> list[dict[str, Any]]:
@@ -134,7 +134,8 @@ def test_case(case, lang_manifest, lang_bag_values, lang_to_value):
     if "compile_error" in case:
         with pytest.raises(lang.ExpressionError) as info:
             lang.compile_expression(expr, lang_manifest)
-        assert isinstance(info.value, (lang.ParseError, lang.TypeCheckError)), repr(info.value)
+        compile_errors = (lang.ParseError, lang.TypeCheckError, lang.PatternError)
+        assert isinstance(info.value, compile_errors), repr(info.value)
         if "kind" in case:
             assert isinstance(info.value, getattr(lang, KINDS[case["kind"]])), repr(info.value)
         assert case["compile_error"] in str(info.value)

@@ -20,7 +20,7 @@ FAST = settings(max_examples=150, deadline=None)
 TOKENS = st.sampled_from(
     ["a", "s", "m", "ok", "x.y", "(", ")", "[", "]", ",", ".", "|", "||", "&&", "==", "!=", "<", "+", "-",
      "!", "*", "&^", '"k"', '"1s"', "'c'", "`r`", "1", "2.5", "0x1", "true", "size", "match", "startsWith",
-     "conditional", "=", "if", "@", '"', "1e", "emptyStringMap"]
+     "conditional", "=", "if", "@", '"', "1e", "emptyStringMap", "matches", '"(a+)+$"', '"("', '"\\\\1"']
 )  # fmt: skip
 
 
