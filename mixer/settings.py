@@ -36,6 +36,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _size(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{value} must be at least 1")
+    return value
+
+
 def _optional_str(text: str) -> str | None:
     return text or None
 
@@ -66,6 +73,15 @@ class Settings:
         _seconds,
         "seconds between checks of the --config folder for changes; 0 turns reloading off",
         "SECONDS",
+    )
+    config_max_file_bytes: int = _setting(
+        4 * 1024 * 1024, _size, "largest config file read, in bytes; a larger one is a config error", "BYTES"
+    )
+    config_max_total_bytes: int = _setting(
+        32 * 1024 * 1024,
+        _size,
+        "most bytes read from all config files together; beyond it the config is rejected",
+        "BYTES",
     )
     adapter_timeout: float = _setting(
         5.0, _seconds, "longest wait on an adapter when the caller set no shorter deadline", "SECONDS"
