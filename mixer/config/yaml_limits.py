@@ -62,45 +62,54 @@ def load_all(text: str, budget: AliasBudget) -> Iterator[Any]:
 
 
 def measure(root: yaml.Node, budget: AliasBudget) -> None:
-    """Check `root`'s document against the limits (YamlLimitError), spending its alias expansion."""
-    sizes: dict[int, int] = {}  # node id -> nodes it stands for, aliases expanded
-    heights: dict[int, int] = {}  # node id -> levels below and including it, aliases expanded
-    open_: set[int] = set()  # nodes whose children are being measured: the path from the root
-    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
-    while stack:
-        node, depth, children_done = stack.pop()
+    """Check `root`'s document against the limits (YamlLimitError), spending its alias expansion.
+
+    An alias is the very node its anchor names, so a collection met a second time is an alias use:
+    it adds every node it stands for (measured once, at its first use). A scalar alias adds one node
+    per use, which the file size bounds already, so scalars are only counted, never remembered.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # collection id -> (nodes, levels), aliases expanded
+    open_: set[int] = set()  # collections being measured: the path from the root
+    extra = 0
+
+    def walk(node: yaml.Node, depth: int) -> tuple[int, int]:
+        nonlocal extra
+        if depth > MAX_DEPTH:
+            raise _too_deep(node)
         key = id(node)
-        children = _children(node)
-        if children_done:
-            open_.discard(key)
-            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
-            heights[key] = 1 + max((heights[id(c)] for c in children), default=0)
-            continue
-        if key in sizes:  # measured before: used again through an alias
-            if depth - 1 + heights[key] > MAX_DEPTH:
+        known = measured.get(key)
+        if known is not None:
+            if depth - 1 + known[1] > MAX_DEPTH:
                 raise _too_deep(node)
-            continue
+            extra += known[0]
+            return known
         if key in open_:
             raise YamlLimitError(
                 problem="a YAML anchor used inside itself through an alias (recursive data is not allowed)",
                 problem_mark=node.start_mark,
             )
-        if depth > MAX_DEPTH:
-            raise _too_deep(node)
         open_.add(key)
-        stack.append((node, depth, True))
-        stack.extend((c, depth + 1, False) for c in children)
-    extra = sizes[id(root)] - len(sizes)
+        nodes, levels = 1, 1
+        children = node.value if node.__class__ is _SEQUENCE else [n for pair in node.value for n in pair]
+        for child in children:
+            if child.__class__ is _SCALAR:
+                nodes += 1
+                levels = 2 if levels < 2 else levels
+                continue
+            n, h = walk(child, depth + 1)
+            nodes += n
+            levels = h + 1 if levels < h + 1 else levels
+        open_.discard(key)
+        measured[key] = (nodes, levels)
+        return nodes, levels
+
+    if root.__class__ is not _SCALAR:
+        walk(root, 1)
     if extra:
         budget.spend(extra)
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return node.value  # type: ignore[no-any-return]
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
+_SCALAR, _SEQUENCE = yaml.ScalarNode, yaml.SequenceNode
 
 
 def _too_deep(node: yaml.Node) -> YamlLimitError:
