@@ -126,7 +126,8 @@ class Runtime:
                 if not built.available:
                     self.stats.handler_build_failures += 1
                 handlers[fqn] = built
-            table = RoutingTable(snapshot, handlers, self._generation + 1)
+            # Thousands of rules take a while to route: off the loop, so requests keep being answered.
+            table = await run_detached(RoutingTable, snapshot, handlers, self._generation + 1)
         except BaseException:  # cancelled (shutdown) mid-change, or a bug: close what this change built
             for handler in built_now:
                 await self._close(handler)

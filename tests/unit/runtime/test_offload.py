@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 
 import pytest
 
-from mixerd.runtime.offload import run_detached
+from mixerd.runtime.offload import SWITCH_INTERVAL, run_detached
 
 # A hang here is the bug under test: fail in seconds instead of the suite's two minutes.
 pytestmark = pytest.mark.timeout(20)
@@ -34,6 +35,17 @@ def test_the_work_runs_in_a_daemon_thread() -> None:
         return thread.daemon, thread is threading.main_thread()
 
     assert asyncio.run(main()) == (True, False)
+
+
+def test_the_switch_interval_is_short_while_detached_work_runs_and_restored_after() -> None:
+    # so the event loop thread never waits long for the GIL a compiling thread holds
+    before = sys.getswitchinterval()
+
+    async def main() -> list[float]:
+        return list(await asyncio.gather(*(run_detached(sys.getswitchinterval) for _ in range(3))))
+
+    assert asyncio.run(main()) == [SWITCH_INTERVAL] * 3
+    assert sys.getswitchinterval() == before
 
 
 def test_a_stuck_call_holds_neither_its_cancelled_task_nor_the_loop_s_shutdown(
