@@ -62,7 +62,8 @@ _saved = 0.0
 
 @contextlib.contextmanager
 def _short_switches() -> Iterator[None]:
-    """SWITCH_INTERVAL while at least one detached call runs; the previous interval after the last."""
+    """SWITCH_INTERVAL while at least one detached call runs; the previous interval after the last.
+    (A call stuck for good keeps it short: that costs only a little more switching between threads.)"""
     global _running, _saved
     with _lock:
         if _running == 0:
