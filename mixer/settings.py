@@ -92,6 +92,18 @@ class Settings:
         "seconds between checks of the --config folder for changes; 0 turns reloading off",
         "SECONDS",
     )
+    config_max_file_bytes: int = _setting(
+        4 * 1024 * 1024,
+        _positive,
+        "largest config file read, in bytes; a larger one is a config error",
+        "BYTES",
+    )
+    config_max_total_bytes: int = _setting(
+        32 * 1024 * 1024,
+        _positive,
+        "most bytes read from all config files together; beyond it the config is rejected",
+        "BYTES",
+    )
     adapter_timeout: float = _setting(
         5.0, _seconds, "longest wait on an adapter when the caller set no shorter deadline", "SECONDS"
     )

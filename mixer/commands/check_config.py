@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import settings as _settings
-from ..config import ConfigError, ConfigRejected, Snapshot, load_snapshot
+from ..config import ConfigError, ConfigRejected, ReadLimits, Snapshot, load_snapshot
 from ..plugins import PluginError, load_adapters
 
-_NAMESPACE = next(s for s in _settings.SETTINGS if s.name == "config_default_namespace")
+#: The `serve` settings that change how a folder loads, so check-config takes them too.
+_LOADING = ("config_default_namespace", "config_max_file_bytes", "config_max_total_bytes")
+_SETTINGS = [s for s in _settings.SETTINGS if s.name in _LOADING]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,14 +33,20 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("folder", metavar="DIR", help="the config folder (*.yaml / *.yml files, recursively)")
     p.add_argument("--json", action="store_true", help='print {"valid", "errors", "summary"}')
-    default = os.environ.get(_NAMESPACE.env_var, _NAMESPACE.default)
-    p.add_argument(
-        _NAMESPACE.flag,
-        dest=_NAMESPACE.name,
-        default=default,
-        metavar=_NAMESPACE.metavar,
-        help=f"{_NAMESPACE.help} (env {_NAMESPACE.env_var}; default {_NAMESPACE.default})",
-    )
+    for setting in _SETTINGS:
+        raw = os.environ.get(setting.env_var)
+        try:
+            default = setting.default if raw is None else setting.parse(raw)
+        except ValueError as e:
+            p.error(f"{setting.env_var}={raw!r}: {e}")
+        p.add_argument(
+            setting.flag,
+            dest=setting.name,
+            type=setting.parse,
+            default=default,
+            metavar=setting.metavar,
+            help=f"{setting.help} (env {setting.env_var}; default {setting.default})",
+        )
     p.set_defaults(run=run)
 
 
@@ -90,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"mixerd check-config: error: {e}", file=sys.stderr)
         return 2
     try:
-        snapshot = load_snapshot(folder, adapters, default_namespace=args.config_default_namespace)
+        limits = ReadLimits(args.config_max_file_bytes, args.config_max_total_bytes)
+        snapshot = load_snapshot(
+            folder, adapters, default_namespace=args.config_default_namespace, limits=limits
+        )
     except ConfigRejected as e:
         if args.json:
             print(json.dumps({"valid": False, "errors": [error_json(x) for x in e.errors], "summary": None}))

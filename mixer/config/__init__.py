@@ -1,6 +1,7 @@
 """Config: Mixer's YAML resources read from a folder, validated whole and compiled into a Snapshot."""
 
 from .errors import ConfigError, ConfigRejected
+from .files import ReadLimits
 from .loader import Document, fingerprint, read_documents
 from .manifests import load_manifest
 from .snapshot import DEFAULT_NAMESPACE, Snapshot, compile_snapshot, load_snapshot
@@ -10,6 +11,7 @@ __all__ = [
     "ConfigError",
     "ConfigRejected",
     "Document",
+    "ReadLimits",
     "Snapshot",
     "compile_snapshot",
     "fingerprint",

@@ -1,8 +1,5 @@
-"""Reading a config folder: every *.yaml / *.yml file under it, split into YAML documents.
-
-Hidden files and folders are skipped: a Kubernetes ConfigMap mount keeps the real files in a hidden
-`..2026_11_20/` folder (and a hidden `..data` symlink to it) and shows them through symlinks at the top,
-so each file is read once. Symlinked folders are followed, each real folder once (no symlink loops).
+"""Reading a config folder: every config file under it (files.py: which, and within which limits),
+split into YAML documents (yaml_limits.py: strict and bounded).
 
 Each document of a file is parsed on its own (a file is cut at its `---` lines), so a syntax error
 spoils only its document and is reported with its line and column; a key written twice in one mapping
@@ -11,7 +8,6 @@ is an error too (YAML would silently keep the last one).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +17,11 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .files import DEFAULT_LIMITS, ReadLimits, Unreadable, config_files, fingerprint, read_config_file
+from .yaml_limits import AliasBudget, YamlLimitError, load_all
 
-_SUFFIXES = (".yaml", ".yml")
+__all__ = ["Document", "config_files", "fingerprint", "read_documents", "split_documents"]
+
 #: A line that starts a new document: `---` alone or followed by blanks and content.
 _DOCUMENT_START = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
 #: Lines that make cutting at `---` unsafe (directives, document end markers): such a file is parsed whole.
@@ -38,54 +37,47 @@ class Document:
     data: Any
 
 
-def config_files(folder: Path) -> Iterator[Path]:
-    """The config files under `folder`, in path order, hidden ones left out."""
-    found = []
-    seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen_dirs:  # a symlink back to a folder already walked
-            dirnames[:] = []
-            continue
-        seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.endswith(_SUFFIXES) and not name.startswith("."):
-                found.append(Path(dirpath, name))
-    yield from sorted(found)
-
-
-def fingerprint(folder: Path) -> tuple[tuple[str, str, int, int], ...]:
-    """A cheap summary of the folder's config files that changes whenever one of them may have changed
-    (path, symlink target, size and modification time of each); the watcher compares these."""
-    out = []
-    for path in config_files(folder):
-        try:
-            stat = path.stat()
-            real = os.path.realpath(path)
-        except OSError:
-            continue  # vanished between listing and stat; the next poll sees the new state
-        out.append((str(path), real, stat.st_size, stat.st_mtime_ns))
-    return tuple(out)
-
-
-def read_documents(folder: Path) -> tuple[list[Document], list[ConfigError]]:
+def read_documents(
+    folder: Path, limits: ReadLimits = DEFAULT_LIMITS
+) -> tuple[list[Document], list[ConfigError]]:
     """Every non-empty document in the folder's config files, and the problems reading them."""
     documents: list[Document] = []
     errors: list[ConfigError] = []
+    budget = AliasBudget()
+    total = 0
     for path in config_files(folder):
         rel = path.relative_to(folder).as_posix()
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            errors.append(ConfigError(rel, f"cannot read the file: {e}"))
+            data = read_config_file(path, limits.max_file_bytes)
+        except Unreadable as e:
+            errors.append(ConfigError(rel, str(e)))
             continue
-        documents.extend(split_documents(rel, text, errors))
+        total += len(data)
+        if total > limits.max_total_bytes:
+            errors.append(
+                ConfigError(
+                    rel,
+                    f"the config files up to this one total {total} bytes, more than the "
+                    f"{limits.max_total_bytes}-byte limit (config_max_total_bytes); the rest were not read",
+                )
+            )
+            break
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            errors.append(ConfigError(rel, f"cannot read the file: not UTF-8 text: {e}"))
+            continue
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
+        documents.extend(split_documents(rel, text, errors, budget))
     return documents, errors
 
 
-def split_documents(file: str, text: str, errors: list[ConfigError]) -> list[Document]:
-    """The non-empty documents of one file's text; each bad document is reported in `errors`."""
+def split_documents(
+    file: str, text: str, errors: list[ConfigError], budget: AliasBudget | None = None
+) -> list[Document]:
+    """The non-empty documents of one file's text; each bad document is reported in `errors`. Aliases
+    spend `budget` (shared by the files of one config read; a fresh one when not given)."""
+    budget = budget if budget is not None else AliasBudget()
     docs: list[Document] = []
     number = 0
     for first_line, chunk, explicit in _chunks(text):
@@ -93,7 +85,11 @@ def split_documents(file: str, text: str, errors: list[ConfigError]) -> list[Doc
             continue  # comments before the first `---` are not a document
         padded = "\n" * first_line + chunk  # so that error marks carry the file's line numbers
         try:
-            parsed = list(yaml.load_all(padded, Loader=_StrictLoader))
+            parsed = list(load_all(padded, budget))
+        except RecursionError:  # only the pure-Python parser recurses; libyaml stops at 1000 levels
+            number += 1
+            errors.append(ConfigError(file, "YAML nested too deeply to parse", document=number))
+            continue
         except yaml.YAMLError as e:
             number += 1
             errors.append(ConfigError(file, _describe(e), document=number))
@@ -123,33 +119,8 @@ def _has_content(chunk: str) -> bool:
 
 def _describe(e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None)
-    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
     problem = getattr(e, "problem", None) or str(e)
+    if isinstance(e, YamlLimitError):
+        return problem if mark is None else f"{problem} (line {mark.line + 1} column {mark.column + 1})"
+    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
     return f"YAML syntax error: {where}{problem}"
-
-
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when installed
-
-
-class _StrictLoader(_BaseLoader):
-    """YAML's safe loader, except that a mapping key written twice is an error."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node)
-            try:
-                earlier = seen.setdefault(key, key_node)
-            except TypeError:  # an unhashable key; the base class reports it
-                continue
-            if earlier is not key_node:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"key {key!r} is given twice in one mapping "
-                    f"(first on line {earlier.start_mark.line + 1})",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]

@@ -23,6 +23,7 @@ from ..templates import TEMPLATES
 from .bindings import compile_bindings
 from .errors import ConfigError, ConfigRejected
 from .fields import Problem, read_fields
+from .files import DEFAULT_LIMITS, ReadLimits
 from .handlers import CompiledHandler, compile_handler
 from .instances import ExpressionCache, InstanceBuilder, compile_instance
 from .loader import Document, read_documents
@@ -58,10 +59,14 @@ _INSTANCE_FIELDS = ("name", "compiled_template", "template", "params", "attribut
 
 
 def load_snapshot(
-    folder: str | Path, adapters: Mapping[str, AdapterInfo], *, default_namespace: str = DEFAULT_NAMESPACE
+    folder: str | Path,
+    adapters: Mapping[str, AdapterInfo],
+    *,
+    default_namespace: str = DEFAULT_NAMESPACE,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Snapshot:
     """The folder's config compiled; ConfigRejected lists every problem."""
-    documents, errors = read_documents(Path(folder))
+    documents, errors = read_documents(Path(folder), limits)
     return compile_snapshot(documents, adapters, default_namespace=default_namespace, errors=errors)
 
 

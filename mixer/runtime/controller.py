@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..adapter import AdapterInfo, Clock
-from ..config import ConfigError, ConfigRejected, Snapshot, fingerprint, load_snapshot
+from ..config import ConfigError, ConfigRejected, ReadLimits, Snapshot, fingerprint, load_snapshot
 from ..config.snapshot import DEFAULT_NAMESPACE, EMPTY_SNAPSHOT
 from ..settings import Settings
 from .handlers import BuiltHandler, build_handler
+from .offload import run_detached
 from .stats import RuntimeStats
 from .table import RoutingTable
 
@@ -76,14 +77,20 @@ class Runtime:
         self._read = fingerprint(self.folder)
         if not self.folder.is_dir():  # gone (or not yet mounted): not the same as "no rules"
             raise ConfigRejected([ConfigError(str(self.folder), "the config folder does not exist")])
-        return load_snapshot(self.folder, self.adapters, default_namespace=self.default_namespace)
+        return load_snapshot(
+            self.folder,
+            self.adapters,
+            default_namespace=self.default_namespace,
+            limits=ReadLimits.of(self.settings),
+        )
 
     async def reload(self) -> bool:
         """Load the folder again and put it in force; False (logged, counted) when it is rejected."""
         async with self._lock:  # one change at a time, so an older read never overwrites a newer one
             try:
-                # Reading and compiling is blocking work; requests keep being served meanwhile.
-                snapshot = await asyncio.to_thread(self.compile)
+                # Reading and compiling is blocking work; requests keep being served meanwhile. Its
+                # thread is never waited for at shutdown, whatever a read may be stuck on.
+                snapshot = await run_detached(self.compile)
             except ConfigRejected as e:
                 self.stats.config_rejections += 1
                 self.stats.config_errors = len(e.errors)
@@ -119,7 +126,8 @@ class Runtime:
                 if not built.available:
                     self.stats.handler_build_failures += 1
                 handlers[fqn] = built
-            table = RoutingTable(snapshot, handlers, self._generation + 1)
+            # Thousands of rules take a while to route: off the loop, so requests keep being answered.
+            table = await run_detached(RoutingTable, snapshot, handlers, self._generation + 1)
         except BaseException:  # cancelled (shutdown) mid-change, or a bug: close what this change built
             for handler in built_now:
                 await self._close(handler)
@@ -190,16 +198,16 @@ class Runtime:
             return
         folder = self.folder
         if self._read is None:
-            self._read = await asyncio.to_thread(fingerprint, folder)
+            self._read = await run_detached(fingerprint, folder)
         while True:
             await asyncio.sleep(poll_interval)
             try:
-                now = await asyncio.to_thread(fingerprint, folder)
+                now = await run_detached(fingerprint, folder)
                 if now == self._read:
                     continue
                 while True:  # debounce: wait until the folder is quiet
                     await asyncio.sleep(settle)
-                    later = await asyncio.to_thread(fingerprint, folder)
+                    later = await run_detached(fingerprint, folder)
                     if later == now:
                         break
                     now = later

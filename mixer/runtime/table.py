@@ -122,13 +122,13 @@ class RoutingTable:
         self.handlers = dict(handlers)
         self.generation = generation
         self.inflight = 0
-        default_ns = snapshot.default_namespace
-        default_rules = [r for r in snapshot.rules if r.namespace == default_ns]
+        by_namespace: dict[str, list[RuleConfig]] = {}  # grouped once: thousands of namespaces happen
+        for rule in snapshot.rules:
+            by_namespace.setdefault(rule.namespace, []).append(rule)
+        default_rules = by_namespace.pop(snapshot.default_namespace, [])
         self.default = _routes(default_rules, snapshot, handlers)
-        others = sorted({r.namespace for r in snapshot.rules} - {default_ns})
         self.by_namespace = {
-            ns: _routes(default_rules + [r for r in snapshot.rules if r.namespace == ns], snapshot, handlers)
-            for ns in others
+            ns: _routes(default_rules + by_namespace[ns], snapshot, handlers) for ns in sorted(by_namespace)
         }
         # Envoy's rate limit service: each domain with the handler that counts it.
         self.rate_limits: dict[str, RateLimitRoute] = bind_rate_limits(snapshot.rate_limit_domains, handlers)

@@ -36,6 +36,7 @@ from ..bundled import rules_folder
 from ..config import ConfigRejected
 from ..plugins import PluginError, load_adapters
 from ..runtime import Runtime, RuntimeCollector, RuntimeDispatcher
+from ..runtime.offload import run_detached
 from ..settings import Settings
 from .dispatch import Dispatcher
 from .envoy import FrontEndContext, add_envoy_services
@@ -196,7 +197,7 @@ async def _load(runtime: Runtime) -> None:
     if runtime.generation > 0:
         return
     try:
-        snapshot = runtime.compile()
+        snapshot = await run_detached(runtime.compile)  # off the loop, and never waited for at exit
     except ConfigRejected as e:
         raise InvalidConfig(f"{runtime.folder}: {e}") from None
     await runtime.apply(snapshot)

@@ -8,6 +8,10 @@ uses them, and requests never fail because a change is under way.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -66,11 +70,11 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> None:
 
 @contextmanager
 def _serve(
-    folder: Path, adapters: dict[str, AdapterInfo] | None = None, watch: bool = True
+    folder: Path, adapters: dict[str, AdapterInfo] | None = None, watch: bool = True, **settings: Any
 ) -> Iterator[tuple[RunningMixer, mixer_pb2_grpc.MixerStub]]:
     runtime = Runtime(adapters or load_adapters(), folder=folder)
     with (
-        run_mixer(runtime, config_poll_interval=0.05 if watch else 0.0) as mixer,
+        run_mixer(runtime, config_poll_interval=0.05 if watch else 0.0, **settings) as mixer,
         grpc.insecure_channel(mixer.address) as channel,
     ):
         yield mixer, mixer_pb2_grpc.MixerStub(channel)
@@ -360,3 +364,131 @@ def test_reloads_under_load_never_fail_a_request(tmp_path: Path) -> None:
     assert set(seen) <= verdicts, seen
     assert set(seen) == verdicts
     assert sum(seen.values()) > 50
+
+
+# -- hostile folders: what cannot be read is refused at the next poll, and nothing wedges -----------------
+
+_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+_HOSTILE: dict[str, tuple[Callable[[Path], object], str]] = {
+    "fifo": (lambda p: os.mkfifo(p), "not a regular file (a FIFO); only regular files are read"),
+    "dev-zero": (lambda p: p.symlink_to("/dev/zero"), "not a regular file (a character device); only "),
+    "folder": (lambda p: p.mkdir(), "not a regular file (a folder); only regular files are read"),
+    "dangling-symlink": (
+        lambda p: p.symlink_to("gone.yaml"),
+        "a broken symlink: nothing exists at its target ",
+    ),
+    "looping-symlink": (lambda p: p.symlink_to(p.name), "a symlink loop (via 'hostile.yaml'): following it "),
+    "oversize": (lambda p: p.write_text("#" * 2000), "2000 bytes, more than the 1000-byte limit "),
+    "alias-bomb": (lambda p: p.write_text(_LAUGHS), "(document 1): YAML aliases expand this document by "),
+}
+
+
+@pytest.mark.parametrize("case", _HOSTILE, ids=str)
+def test_a_hostile_entry_is_refused_at_the_next_poll_and_the_folder_keeps_being_watched(
+    tmp_path: Path, case: str
+) -> None:
+    make, reason = _HOSTILE[case]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(_deny_rule('source.user == "bob"'))
+    with _serve(tmp_path, config_max_file_bytes=1000) as (mixer, stub):
+        hostile = tmp_path / "hostile.yaml"
+        make(hostile)
+        _wait_for(lambda: mixer.metric(_REJECTIONS) == 1)
+        rejection = mixer.runtime.last_rejection
+        assert rejection is not None
+        [error] = rejection.errors
+        assert str(error).startswith("hostile.yaml") and reason in str(error), str(error)
+        assert _verdict(stub, "bob") == ("DENIED", "deny.handler.istio-system:denied")  # the last good config
+        # the watcher is not stuck on it: removing it, then an edit, are both taken
+        if hostile.is_dir() and not hostile.is_symlink():
+            hostile.rmdir()
+        else:
+            hostile.unlink()
+        _wait_for(lambda: mixer.metric(_LOADS) == 2)
+        rules.write_text(_deny_rule('source.user == "alice"'))
+        _wait_for(lambda: mixer.metric(_LOADS) == 3)
+        assert _verdict(stub, "bob") == ("OK", "")
+        assert mixer.metric(_REJECTIONS) == 1
+
+
+def _mixerd_serve(
+    *args: str, stuck_read_fifo: Path | None = None, stderr: Any = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """A real `mixerd serve` on free ports. With `stuck_read_fifo`, reading any file named stuck.yaml
+    blocks in the kernel (an open of a FIFO no one writes), the way a hung filesystem would."""
+    inject = (
+        "import sys\n"
+        "from mixerd.config import loader\n"
+        "real = loader.read_config_file\n"
+        "def read(path, max_bytes):\n"
+        "    if path.name != 'stuck.yaml':\n"
+        "        return real(path, max_bytes)\n"
+        "    print('mixerd-test: reading stuck.yaml', file=sys.stderr, flush=True)\n"
+        f"    return open({str(stuck_read_fifo)!r}, 'rb').read()\n"
+        "loader.read_config_file = read\n"
+        if stuck_read_fifo is not None
+        else ""
+    )
+    code = f"{inject}import sys\nfrom mixerd.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXERD_")}
+    serve = ["serve", "--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0", *args]
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *serve],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=env,
+    )
+
+
+@contextmanager
+def _killed_at_exit(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def test_serve_on_a_folder_with_broken_entries_lists_them_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(_deny_rule("true"))
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "dangling.yaml").symlink_to("gone.yaml")
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    with _killed_at_exit(_mixerd_serve("--config", str(tmp_path))) as proc:
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 1, stderr
+        assert stderr.splitlines()[-3:] == [
+            "  dangling.yaml: a broken symlink: nothing exists at its target 'gone.yaml'",
+            "  loop.yaml: a symlink loop (via 'loop.yaml'): following it never reaches a file",
+            "  pipe.yaml: not a regular file (a FIFO); only regular files are read",
+        ]
+
+
+def test_sigterm_ends_serve_within_the_grace_while_a_config_read_is_stuck(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "rules.yaml").write_text(_deny_rule("true"))
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    grace = 5.0
+    args = ("--config", str(folder), "--config-poll-interval", "0.05", "--shutdown-grace", str(grace))
+    log = tmp_path / "stderr.log"
+    with (
+        log.open("w") as stderr,
+        _killed_at_exit(_mixerd_serve(*args, stuck_read_fifo=fifo, stderr=stderr)) as proc,
+    ):
+        assert proc.stdout is not None
+        address = proc.stdout.readline().rsplit(" ", 1)[-1].strip()
+        proc.stdout.readline()
+        (folder / "stuck.yaml").write_text(_deny_rule("false", handler="later"))
+        _wait_for(lambda: "mixerd-test: reading stuck.yaml" in log.read_text(), timeout=30)
+        with grpc.insecure_channel(address) as channel:  # still serving, on the config in force
+            assert _verdict(mixer_pb2_grpc.MixerStub(channel), "anyone")[0] == "DENIED"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=grace) == 0, log.read_text()

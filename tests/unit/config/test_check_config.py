@@ -98,6 +98,24 @@ def test_the_default_namespace_decides_where_references_look(
     capsys.readouterr()
 
 
+def test_the_size_limits_are_serve_s_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config.yaml").write_text(_NO_NAMESPACE)
+    size = len(_NO_NAMESPACE)
+    monkeypatch.delenv("MIXERD_CONFIG_MAX_FILE_BYTES", raising=False)
+    assert main(["check-config", str(tmp_path), "--config-default-namespace", "policies"]) == 0
+    capsys.readouterr()
+    too_small = [f"--config-max-file-bytes={size - 1}", "--config-default-namespace=policies"]
+    assert main(["check-config", str(tmp_path), *too_small]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"config.yaml: {size} bytes, more than the {size - 1}-byte limit (config_max_file_bytes)"
+    ]
+    monkeypatch.setenv("MIXERD_CONFIG_MAX_TOTAL_BYTES", str(size - 1))
+    assert main(["check-config", str(tmp_path), "--config-default-namespace=policies"]) == 1
+    assert f"more than the {size - 1}-byte limit (config_max_total_bytes)" in capsys.readouterr().out
+
+
 def test_a_broken_adapter_plugin_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

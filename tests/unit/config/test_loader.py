@@ -58,15 +58,23 @@ def test_a_symlink_loop_is_walked_once(tmp_path: Path) -> None:
     assert [p.relative_to(tmp_path).as_posix() for p in config_files(tmp_path)] == ["sub/r.yaml"]
 
 
-def test_an_unreadable_file_is_reported(tmp_path: Path) -> None:
+def test_an_unreadable_file_is_reported_and_the_others_still_read(tmp_path: Path) -> None:
     (tmp_path / "dangling.yaml").symlink_to(tmp_path / "gone.yaml")
     (tmp_path / "latin1.yaml").write_bytes(b"name: caf\xe9\n")
+    (tmp_path / "ok.yaml").write_text(RULE % "ok")
     documents, errors = read_documents(tmp_path)
-    assert documents == []
+    assert [d.file for d in documents] == ["ok.yaml"]
     assert [(e.file, e.reason.split(":")[0]) for e in errors] == [
-        ("dangling.yaml", "cannot read the file"),
+        ("dangling.yaml", "a broken symlink"),
         ("latin1.yaml", "cannot read the file"),
     ]
+
+
+def test_windows_line_endings_read_as_text_mode_reads_them(tmp_path: Path) -> None:
+    (tmp_path / "crlf.yaml").write_bytes(b"a: 1\r\n---\r\nb: 2\r\n")
+    documents, errors = read_documents(tmp_path)
+    assert errors == []
+    assert [(d.number, d.data) for d in documents] == [(1, {"a": 1}), (2, {"b": 2})]
 
 
 def test_documents_are_numbered_as_in_the_file_and_empty_ones_skipped() -> None:
