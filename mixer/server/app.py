@@ -38,6 +38,7 @@ from ..plugins import PluginError, load_adapters
 from ..runtime import Runtime, RuntimeCollector, RuntimeDispatcher
 from ..runtime.offload import run_detached
 from ..settings import Settings
+from .admission import Admission, attach
 from .dispatch import Dispatcher
 from .envoy import FrontEndContext, add_envoy_services
 from .mixer_api import SERVICE_NAME, MixerApi
@@ -100,6 +101,7 @@ class RunningServer:
     _monitoring_app: MonitoringApp = field(repr=False)
     _monitoring: MonitoringServer = field(repr=False)
     _watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+    _admission: Admission | None = field(default=None, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -136,6 +138,8 @@ class RunningServer:
                 await self._watcher
         await self._health.enter_graceful_shutdown()
         self._stopping.set()  # Envoy's access-log streams end now (they would hold the whole grace)
+        if self._admission is not None:
+            await self._admission.close()  # its probes must not hold the grace either
         await self._grpc.stop(self.settings.shutdown_grace if grace is None else grace)
         if self.runtime is not None:
             await self.runtime.close()
@@ -247,6 +251,11 @@ async def start(
         raise StartError(f"cannot listen for monitoring on {where}: {e}") from None
 
     server = grpc.aio.server(options=_grpc_options(settings))
+    admission = None
+    if settings.shed_latency > 0:
+        admission = Admission(settings.shed_latency)
+        attach(server, admission)  # every front-end below registers behind it (raw_handlers.py)
+        registry.register(admission.collector())
     # A Report may not carry more attribute values than a message of the largest size could carry
     # without DELTA_ENCODING (each value is at least 4 bytes on the wire).
     MixerApi(dispatcher, stats, max_report_values=settings.max_message_size // 4).add_to_server(server)
@@ -257,6 +266,8 @@ async def start(
     served = (SERVICE_NAME, *envoy_services, _HEALTH_SERVICE, reflection.SERVICE_NAME)
     # A pool of its own, which describes Envoy's services under Envoy's names (reflection_pool.py).
     reflection.enable_server_reflection(served, server, pool=reflection_pool(served))
+    if admission is not None:
+        admission.listen(server)
     where = host_port(settings.address, settings.port)
     try:
         if grpc_tls is not None:
@@ -269,11 +280,15 @@ async def start(
         reason = "address in use or not available"
     if not port:
         monitoring.stop()
+        if admission is not None:
+            await admission.close()
         if runtime is not None:
             await runtime.close()
         raise StartError(f"cannot listen for gRPC on {where}: {reason}")
 
     await server.start()
+    if admission is not None:
+        await admission.start()
     monitoring.start()
     _log_tls(host_port(settings.address, port), grpc_tls, monitoring_tls)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -296,4 +311,5 @@ async def start(
         _monitoring=monitoring,
         _watcher=watcher,
         _stopping=front_end.stopping,
+        _admission=admission,
     )

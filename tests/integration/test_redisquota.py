@@ -359,9 +359,12 @@ def test_redis_killed_mid_run_check_answers_in_time_and_recovers(tmp_path: Path,
 
 @contextmanager
 def _mixerd_serve(folder: Path, log: Path) -> Iterator[str]:
-    """A `mixerd serve` process on free ports; yields its gRPC address; SIGTERM on exit."""
+    """A `mixerd serve` process on free ports; yields its gRPC address; SIGTERM on exit.
+
+    Load shedding is off: the tests here overload a shared machine on purpose (three servers, a dozen
+    clients calling back to back) and want every call answered, however late."""
     with open(log, "wb") as errors:
-        ports = ["--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0"]
+        ports = ["--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0", "--shed-latency", "0"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "mixerd", "serve", *ports, "--config", str(folder)],
             stdout=subprocess.PIPE,
