@@ -10,17 +10,18 @@ same queue; its round trip is the queueing delay a call arriving now meets (with
 callers' latency), and a probe still waiting is a lower bound that grows by itself. gRPC core's own
 counters (channelz) say the same but cost O(connections) per read: 4 ms at 100 connections.
 
-Probes go to the methods that had calls since the last probe: one per tick (`shed_latency / 2.5`,
-between 10 and 100 ms) while the event loop's thread is busy or the queue was last seen near the
-target, one every fifth tick otherwise, none without traffic. A probe costs about what a cheap call
-costs; busy, that is a few percent of one core.
+Probes go to the methods with traffic: one per tick (`shed_latency / 2.5`, between 10 and 100 ms)
+while a queue is seen (the last delay measured above a quarter of the target, or shedding), otherwise
+one every fifth tick once 8 calls came since the last probe (or any call, after a second), none
+without traffic. A probe costs about what two cheap calls cost: calm, under 1% of the CPU of the calls
+it watches; while a queue stands, 50 probes a second, a few percent of one core.
 
-**The decision** (`Controller`, CoDel's idea applied to this queue): shed a method's calls when the
-delay passes `shed_latency` (admitted calls would pass it), or when it has stood above a target
-(`shed_latency / 5`) for a whole interval (`shed_latency`): a standing queue, not a burst. While
-shedding, shed as long as the delay stays above the target. So under sustained overload the queue is
-held near the target (admitted and shed calls alike wait about that long), and a one-off pause that
-drains within the interval sheds nothing.
+**The decision** (`Controller`, CoDel's rule applied to this queue): shed a method's calls once its
+delay has stood above a target (`shed_latency / 4`) for a whole interval (`shed_latency / 2`), a
+standing queue rather than a burst, and go on while it stays above the target. So under sustained
+overload the queue is held near the target (admitted and shed calls alike wait about that long, well
+within `shed_latency`), and a pause of the whole process (a garbage collection, a busy machine) that
+leaves no queue behind sheds nothing: a large measurement is checked at once by another probe.
 
 **The check** is in `add_raw_handlers` (raw_handlers.py), which every front-end registers through: a
 server given an `Admission` (`attach`) has its unary handlers wrapped, so a call while shedding is
@@ -53,10 +54,11 @@ SHED_MESSAGE = "mixerd is overloaded; retry on another replica"
 _UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 _log = logging.getLogger(__name__)
 
-#: The event loop's thread is busy when it used this share of a CPU over the last tick.
-_BUSY = 0.5
-#: Calm (not busy, queue far below target): probe on every this many ticks.
+#: Calm (no queue seen): probe on every this many ticks, once this many calls came since the last probe
+#: or any call came and this many seconds passed.
 _CALM_TICKS = 5
+_CALM_CALLS = 8
+_CALM_SECONDS = 1.0
 #: Probes one method may have waiting at once (a stalled server must not pile them up).
 _MAX_WAITING = 8
 #: A probe gives up after this long (its round trip then still counts as a measurement).
@@ -68,6 +70,12 @@ _LOG_EVERY = 10.0
 class Controller:
     """Decides from observed queueing delays whether to shed (the unit-testable core; no clock of its own).
 
+    CoDel's rule: a queue that has stood above `target` (a quarter of `limit`) for a whole `interval`
+    (half of `limit`) is a standing queue, not a burst, and calls are shed while the delay stays above
+    the target; within an interval after that, a delay above the target sheds again at once. A single
+    observation never sheds, however large: after a pause of the whole process (a garbage collection, a
+    busy machine) the first measurement is large, and only the next one tells whether a queue is left.
+
     `observe(delay, now)` is called with each new estimate of the delay and the time it was made;
     `shedding` is what every call reads.
     """
@@ -76,8 +84,8 @@ class Controller:
         if limit <= 0:
             raise ValueError("limit must be positive")
         self.limit = limit
-        self.target = limit / 5
-        self.interval = limit
+        self.target = limit / 4
+        self.interval = limit / 2
         self.shedding = False
         self._above_since: float | None = None
         self._stopped_at = -math.inf
@@ -93,9 +101,8 @@ class Controller:
         if self._above_since is None:
             self._above_since = now
         if not self.shedding and (
-            delay > self.limit  # admitted calls would pass the limit
-            or now - self._above_since >= self.interval  # a standing queue
-            or now - self._stopped_at < self.interval  # it came back right after it was drained
+            now - self._above_since >= self.interval  # a standing queue
+            or now - self._stopped_at < self.interval  # back right after it was drained
         ):
             self.shedding = True
         return self.shedding
@@ -138,7 +145,7 @@ class DelayEstimate:
 class _Api:
     """One wrapped method: its decision, its probes' measurements, its counts."""
 
-    __slots__ = ("calls", "controller", "estimate", "name", "peak", "probed", "shed", "stub")
+    __slots__ = ("calls", "controller", "estimate", "name", "peak", "probed", "probed_at", "shed", "stub")
 
     def __init__(self, name: str, limit: float, probed: bool) -> None:
         self.name = name  # "service/method", the metric label
@@ -146,9 +153,20 @@ class _Api:
         self.controller = Controller(limit)
         self.estimate = DelayEstimate(memory=limit)
         self.calls = 0  # calls (shed or not) since the last probe was sent
+        self.probed_at = -math.inf
         self.shed = 0
         self.peak = 0.0  # the largest delay measured since the last log line
         self.stub: Any = None
+
+
+def _due(api: _Api, now: float, ticks: int) -> bool:
+    """Whether `api` (which had calls since its last probe) gets a probe on this tick."""
+    controller = api.controller
+    if controller.shedding or api.estimate.delay(now) > controller.target / 4:
+        return True  # a queue is there: measure it on every tick
+    if ticks % _CALM_TICKS:
+        return False
+    return api.calls >= _CALM_CALLS or now - api.probed_at >= _CALM_SECONDS
 
 
 class Admission:
@@ -161,12 +179,10 @@ class Admission:
         limit: float,
         *,
         clock: Callable[[], float] = time.monotonic,
-        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.limit = limit
         self.tick = min(0.1, max(0.01, limit / 2.5))
         self._clock = clock
-        self._cpu_clock = cpu_clock
         self._apis: dict[str, _Api] = {}
         self.probe_body = os.urandom(32)  # what only mixerd's own probes send
         self._folder: str | None = None
@@ -276,28 +292,26 @@ class Admission:
             self._folder = None
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        clock, cpu_clock = self._clock, self._cpu_clock
-        then, used_then = clock(), cpu_clock()
         ticks = 0
         while True:
             await asyncio.sleep(self.tick)
-            now, used = clock(), cpu_clock()
-            busy = used - used_then >= _BUSY * (now - then)
-            then, used_then = now, used
+            now = self._clock()
             ticks += 1
             for api in self._apis.values():
                 if not api.probed:
                     continue
                 estimate, controller = api.estimate, api.controller
-                eager = busy or controller.shedding or estimate.last > controller.target / 2
-                if api.calls and estimate.waiting < _MAX_WAITING and (eager or ticks % _CALM_TICKS == 0):
-                    api.calls = 0
-                    task = loop.create_task(self._probe(api))
-                    self._probes.add(task)
-                    task.add_done_callback(self._probes.discard)
+                if api.calls and estimate.waiting < _MAX_WAITING and _due(api, now, ticks):
+                    self._send(api, now)
                 controller.observe(estimate.delay(now), now)
             self._log(now)
+
+    def _send(self, api: _Api, now: float) -> None:
+        api.calls = 0
+        api.probed_at = now
+        task = asyncio.get_running_loop().create_task(self._probe(api))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
 
     async def _probe(self, api: _Api) -> None:
         probe = api.estimate.sent(self._clock())
@@ -309,9 +323,12 @@ class Admission:
         except grpc.RpcError:
             pass  # a failed probe still waited its turn (or the server is stopping)
         now = self._clock()
-        api.estimate.answered(probe, now)
-        api.peak = max(api.peak, api.estimate.last)
-        api.controller.observe(api.estimate.delay(now), now)
+        estimate, controller = api.estimate, api.controller
+        estimate.answered(probe, now)
+        api.peak = max(api.peak, estimate.last)
+        controller.observe(estimate.delay(now), now)
+        if estimate.last > controller.target and not controller.shedding and not estimate.waiting:
+            self._send(api, now)  # a queue, or a pause just over? The next probe tells, now.
 
     def _log(self, now: float) -> None:
         if now - self._logged_at < _LOG_EVERY:

@@ -9,34 +9,36 @@ from typing import Any
 import grpc
 import pytest
 
-from mixerd.server.admission import SHED_MESSAGE, Admission, Controller, DelayEstimate
+from mixerd.server.admission import SHED_MESSAGE, Admission, Controller, DelayEstimate, _Api, _due
 
-LIMIT = 0.050  # target 10 ms, interval 50 ms
+LIMIT = 0.040  # target 10 ms, interval 20 ms
 
 # (observations as (seconds since start, delay in ms), whether shedding after each one)
 DECISIONS: dict[str, tuple[list[tuple[float, float]], list[bool]]] = {
-    "an idle queue never sheds": ([(0.0, 0), (0.1, 1), (0.2, 5)], [False, False, False]),
-    "a short burst above target drains within the interval": (
-        [(0.0, 30), (0.02, 40), (0.04, 20), (0.06, 5), (0.08, 30)],
+    "an idle queue never sheds": ([(0.0, 0), (0.1, 1), (0.2, 10)], [False, False, False]),
+    "one large measurement alone never sheds (a pause of the process)": (
+        [(0.0, 2), (0.3, 300), (0.301, 1)],
+        [False, False, False],
+    ),
+    "a burst that drains within the interval sheds nothing": (
+        [(0.0, 30), (0.01, 40), (0.019, 20), (0.025, 5), (0.03, 30)],
         [False, False, False, False, False],
     ),
-    "a delay past the limit sheds at once": ([(0.0, 5), (0.01, 51)], [False, True]),
-    "a delay of exactly the limit does not": ([(0.0, 50)], [False]),
     "above target for a whole interval is a standing queue": (
-        [(0.0, 11), (0.02, 20), (0.049, 30), (0.05, 30)],
+        [(0.0, 11), (0.01, 15), (0.019, 30), (0.02, 12)],
         [False, False, False, True],
     ),
     "shedding goes on while the delay stays above target": (
-        [(0.0, 60), (0.02, 11), (0.04, 12), (0.06, 10)],
-        [True, True, True, False],
+        [(0.0, 60), (0.02, 11), (0.03, 12), (0.04, 10)],
+        [False, True, True, False],
     ),
     "back above target within an interval of draining sheds at once": (
-        [(0.0, 60), (0.02, 5), (0.03, 11), (0.04, 5), (0.5, 12)],
-        [True, False, True, False, False],
+        [(0.0, 60), (0.02, 60), (0.03, 5), (0.04, 11), (0.05, 5), (0.5, 12)],
+        [False, True, False, True, False, False],
     ),
-    "a target-level delay again after the interval waits a whole interval": (
-        [(0.0, 60), (0.02, 5), (0.1, 12), (0.14, 12), (0.16, 12)],
-        [True, False, False, False, True],
+    "above target again after the interval waits a whole interval": (
+        [(0.0, 60), (0.02, 60), (0.03, 5), (0.1, 12), (0.11, 12), (0.125, 12)],
+        [False, True, False, False, False, True],
     ),
 }
 
@@ -52,7 +54,7 @@ def test_controller_decisions(case: str) -> None:
 
 def test_controller_derives_target_and_interval_from_the_limit() -> None:
     controller = Controller(0.2)
-    assert (controller.target, controller.interval, controller.limit) == pytest.approx((0.04, 0.2, 0.2))
+    assert (controller.target, controller.interval, controller.limit) == pytest.approx((0.05, 0.1, 0.2))
     with pytest.raises(ValueError):
         Controller(0)
 
@@ -134,7 +136,8 @@ def test_calls_pass_until_shedding_then_get_unavailable_unparsed_and_counted() -
     check, stream, seen = _wrapped(admission)
     assert _call(check, b"request") == (b"answer", None)
     controller = next(api.controller for api in admission.apis() if api.name == "test.Service/Check")
-    controller.observe(1.0, 0.0)  # a queue of a second: shed
+    controller.observe(1.0, 0.0)  # a queue of a second, standing: shed
+    controller.observe(1.0, 1.0)
 
     shed = (None, (grpc.StatusCode.UNAVAILABLE, SHED_MESSAGE))
     assert _call(check, b"request") == shed
@@ -142,7 +145,7 @@ def test_calls_pass_until_shedding_then_get_unavailable_unparsed_and_counted() -
     assert _call(stream, iter(())) == shed  # a new stream is refused while an API sheds
     assert _counts(admission) == {"test.Service/Check": (1, True), "test.Service/Logs": (1, False)}
 
-    controller.observe(0.0, 1.0)
+    controller.observe(0.0, 2.0)
     assert _call(check, b"request")[0] == b"answer"
     assert _call(stream, iter(()))[0] == b"streamed"
 
@@ -152,6 +155,7 @@ def test_a_probe_is_answered_even_while_shedding_and_never_reaches_the_handler()
     check, _, seen = _wrapped(admission)
     for api in admission.apis():
         api.controller.observe(1.0, 0.0)
+        api.controller.observe(1.0, 1.0)
     assert _call(check, admission.probe_body) == (b"", None)
     assert seen == []
     assert _counts(admission)["test.Service/Check"] == (0, True)
@@ -168,3 +172,24 @@ def test_other_handlers_are_left_alone_and_the_tick_follows_the_limit() -> None:
     assert [api.name for api in admission.apis()] == []
     assert Admission(0.05).tick == pytest.approx(0.02)
     assert (Admission(0.001).tick, Admission(10).tick) == (0.01, 0.1)
+
+
+# (calls since the last probe, seconds since it, tick number, last delay in ms, shedding) -> probe now?
+PROBING: dict[str, tuple[tuple[int, float, int, float, bool], bool]] = {
+    "calm: on every fifth tick once 8 calls came": ((8, 0.1, 5, 0, False), True),
+    "calm: not between those ticks": ((8, 0.1, 6, 0, False), False),
+    "calm: fewer calls wait for a second": ((3, 0.1, 5, 0, False), False),
+    "calm: any call after a second": ((1, 1.0, 10, 0, False), True),
+    "a queue is seen: on every tick": ((1, 0.02, 7, 3, False), True),
+    "shedding: on every tick": ((1, 0.02, 7, 0, True), True),
+}
+
+
+@pytest.mark.parametrize("case", PROBING, ids=list(PROBING))
+def test_when_probes_go(case: str) -> None:
+    (calls, since, tick, delay_ms, shedding), expected = PROBING[case]
+    api = _Api("test.Service/Check", LIMIT, probed=True)  # target 10 ms: a queue is seen past 2.5 ms
+    api.calls, api.probed_at, now = calls, 100.0 - since, 100.0
+    api.estimate.answered(api.estimate.sent(now - delay_ms / 1e3), now)
+    api.controller.shedding = shedding
+    assert _due(api, now, tick) is expected
