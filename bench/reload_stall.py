@@ -33,7 +33,10 @@ from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes
 from mixerd.testing import typical_http_bag
 
+# Load shedding off: this measures the stall itself (with it on, a Check that met a stall could be
+# answered UNAVAILABLE instead, and the client here sends one call at a time).
 MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+MIXERD += ["--shed-latency", "0"]
 READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 _HEAD = "apiVersion: config.istio.io/v1alpha2\n"
 
