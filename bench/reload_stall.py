@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
-from _common import server_process
+from _common import MIXERD_READY, server_process
 from rpc import CHECK
 
 from mixerd.api.mixer.v1 import mixer_pb2
@@ -37,7 +37,6 @@ from mixerd.testing import typical_http_bag
 # answered UNAVAILABLE instead, and the client here sends one call at a time).
 MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
 MIXERD += ["--shed-latency", "0"]
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 _HEAD = "apiVersion: config.istio.io/v1alpha2\n"
 
 
@@ -116,7 +115,7 @@ def main() -> None:
         write_config(folder, args.rules, args.namespaces, 0)
         size = sum(p.stat().st_size for p in folder.iterdir())
         server_args = [*MIXERD, "--config", str(folder), "--config-poll-interval", "0.1"]
-        with server_process([*server_args, "--log-level", "warning"], READY) as server:
+        with server_process([*server_args, "--log-level", "warning"], MIXERD_READY) as server:
             assert server.proc.stdout is not None
             monitoring = int(server.proc.stdout.readline().rsplit(":", 1)[1])
             checker = Checker(server.address)
