@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from .. import settings as _settings
+from ..runtime import heap
 from ..server.app import StartError, start
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(settings: _settings.Settings) -> int:
     running = await start(settings)
+    heap.settle_after_start()  # libraries and the first config never walked by a collection again
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

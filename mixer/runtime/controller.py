@@ -19,6 +19,7 @@ from ..adapter import AdapterInfo, Clock
 from ..config import ConfigError, ConfigRejected, ReadLimits, Snapshot, fingerprint, load_snapshot
 from ..config.snapshot import DEFAULT_NAMESPACE, EMPTY_SNAPSHOT
 from ..settings import Settings
+from . import heap
 from .handlers import BuiltHandler, build_handler
 from .offload import run_detached
 from .stats import RuntimeStats
@@ -87,18 +88,19 @@ class Runtime:
     async def reload(self) -> bool:
         """Load the folder again and put it in force; False (logged, counted) when it is rejected."""
         async with self._lock:  # one change at a time, so an older read never overwrites a newer one
-            try:
-                # Reading and compiling is blocking work; requests keep being served meanwhile. Its
-                # thread is never waited for at shutdown, whatever a read may be stuck on.
-                snapshot = await run_detached(self.compile)
-            except ConfigRejected as e:
-                self.stats.config_rejections += 1
-                self.stats.config_errors = len(e.errors)
-                self.last_rejection = e
-                _log.error("%s; the previous config keeps serving", e)
-                return False
-            await self._apply(snapshot)
-            return True
+            with heap.loading():  # no full garbage collection while a second config is built (heap.py)
+                try:
+                    # Reading and compiling is blocking work; requests keep being served meanwhile. Its
+                    # thread is never waited for at shutdown, whatever a read may be stuck on.
+                    snapshot = await run_detached(self.compile)
+                except ConfigRejected as e:
+                    self.stats.config_rejections += 1
+                    self.stats.config_errors = len(e.errors)
+                    self.last_rejection = e
+                    _log.error("%s; the previous config keeps serving", e)
+                    return False
+                await self._apply(snapshot)
+                return True
 
     async def apply(self, snapshot: Snapshot) -> None:
         """Build `snapshot`'s handlers (reusing unchanged ones), swap the table, retire the old one."""
@@ -134,6 +136,7 @@ class Runtime:
             raise
         self._generation += 1
         self.table = table
+        heap.settle_after_load()  # the new config joins the objects collections never walk
         self._replaced = [t for t in self._replaced if t.inflight > 0]  # keep only those still in use
         self._replaced.append(old)
         self.stats.config_loads += 1
