@@ -21,7 +21,7 @@ from ..config.snapshot import DEFAULT_NAMESPACE, EMPTY_SNAPSHOT
 from ..settings import Settings
 from . import heap
 from .handlers import BuiltHandler, build_handler
-from .offload import run_detached
+from .offload import run_detached, start_detached
 from .stats import RuntimeStats
 from .table import RoutingTable
 
@@ -137,7 +137,7 @@ class Runtime:
         self._generation += 1
         self.table = table
         heap.settle_after_load()  # the new config joins the objects collections never walk
-        self._replaced = [t for t in self._replaced if t.inflight > 0]  # keep only those still in use
+        self._prune()  # keep only those still in use
         self._replaced.append(old)
         self.stats.config_loads += 1
         self.stats.handler_reuses += reused
@@ -161,8 +161,15 @@ class Runtime:
     def _inflight(self, generation: int) -> int:
         """Requests still running on replaced tables up to `generation` (a handler dropped from table
         N may have been reused from an older one, whose requests can still be using it)."""
-        self._replaced = [t for t in self._replaced if t.inflight > 0]
+        self._prune()
         return sum(t.inflight for t in self._replaced if t.generation <= generation)
+
+    def _prune(self) -> None:
+        """Drop the replaced tables no request uses any more, freeing them in a thread, part by part."""
+        done = [t for t in self._replaced if t.inflight == 0]
+        if done:
+            self._replaced = [t for t in self._replaced if t.inflight > 0]
+            start_detached(_free, done, name="mixerd-free")
 
     async def _retire(self, generation: int, handlers: list[BuiltHandler]) -> None:
         waited = 0.0
@@ -231,3 +238,10 @@ class Runtime:
             await self._retire(table.generation, list(table.handlers.values()))
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def _free(tables: list[RoutingTable]) -> None:
+    parts = [part for table in tables for part in table.parts()]
+    tables.clear()  # only the containers go now; what they held is in `parts`
+    while parts:
+        parts.pop()
