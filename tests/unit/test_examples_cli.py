@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,14 @@ def test_an_existing_destination_is_left_alone(tmp_path: Path, capsys: pytest.Ca
     assert main(["examples", "deny-by-header", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"mixerd examples: {tmp_path} exists; name a folder that does not\n"
     assert [p.name for p in tmp_path.iterdir()] == ["mine.yaml"]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`mixerd version | true`: the pipe closes under the command, which ends quietly."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mixerd", "version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # gone before mixerd writes a word, like `| true`
+    assert proc.stderr.read() == b""
+    assert proc.wait(timeout=60) in (0, 1)
