@@ -92,6 +92,13 @@ class Settings:
         "seconds between checks of the --config folder for changes; 0 turns reloading off",
         "SECONDS",
     )
+    handler_retry_interval: float = _setting(
+        1.0,
+        _seconds,
+        "seconds before a handler whose build failed is built again (doubling up to 60 s while it still "
+        "fails); 0 turns retrying off",
+        "SECONDS",
+    )
     config_max_file_bytes: int = _setting(
         4 * 1024 * 1024,
         _positive,

@@ -132,20 +132,11 @@ class Runtime:
             for handler in built_now:
                 await self._close(handler)
             raise
-        self._generation += 1
-        self.table = table
-        self._replaced = [t for t in self._replaced if t.inflight > 0]  # keep only those still in use
-        self._replaced.append(old)
+        self._swap(table, old, list(handlers.values()))
         self.stats.config_loads += 1
         self.stats.handler_reuses += reused
         self.stats.resources = dict(snapshot.resources_by_kind)
         self.last_rejection = None
-        kept_ids = {id(h) for h in handlers.values()}
-        retired = [h for h in old.handlers.values() if id(h) not in kept_ids]
-        if retired:
-            task = asyncio.get_running_loop().create_task(self._retire(old.generation, retired))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
         _log.info(
             "config %d in force: %d rules, %d handlers (%d reused), %d instances",
             self._generation,
@@ -154,6 +145,71 @@ class Runtime:
             reused,
             len(snapshot.instances),
         )
+
+    def _swap(self, table: RoutingTable, old: RoutingTable, kept: list[BuiltHandler]) -> int:
+        """Put `table` in force in place of `old`; the handlers of `old` not in `kept` are closed once
+        `old`'s requests are done. Returns how many handlers are retired."""
+        self._generation += 1
+        self.table = table
+        self._replaced = [t for t in self._replaced if t.inflight > 0]  # keep only those still in use
+        self._replaced.append(old)
+        kept_ids = {id(h) for h in kept}
+        retired = [h for h in old.handlers.values() if id(h) not in kept_ids]
+        if retired:
+            task = asyncio.get_running_loop().create_task(self._retire(old.generation, retired))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return len(retired)
+
+    # -- unavailable handlers ---------------------------------------------------------------------
+
+    async def retry_unavailable(self) -> int:
+        """Build again each handler of the config in force whose build failed (a backend that was down,
+        a port that was taken); the ones that build now go into a new table, the rest wait for the next
+        try. Returns how many are still unavailable."""
+        async with self._lock:
+            old = self.table
+            failed = [h for h in old.handlers.values() if not h.available]
+            if not failed:
+                return 0
+            rebuilt: dict[str, BuiltHandler] = {}
+            for handler in failed:
+                built = await build_handler(handler.config, self.clock, self.settings, retry=True)
+                self.stats.handler_builds += 1
+                if built.available:
+                    rebuilt[handler.fqn] = built
+                else:
+                    self.stats.handler_build_failures += 1
+                    await built.close()  # it holds nothing but its Env's background work
+            if rebuilt:
+                handlers = {**old.handlers, **rebuilt}
+                try:
+                    table = await run_detached(RoutingTable, old.snapshot, handlers, self._generation + 1)
+                except BaseException:
+                    for handler in rebuilt.values():
+                        await self._close(handler)
+                    raise
+                self._swap(table, old, list(handlers.values()))
+                _log.info("config %d in force: %s available again", self._generation, ", ".join(rebuilt))
+            return len(failed) - len(rebuilt)
+
+    async def keep_retrying(self, first: float = 1.0, longest: float = 60.0) -> None:
+        """Retry unavailable handlers (runs until cancelled): after `first` seconds, then twice as long
+        each time some are still unavailable, up to `longest`; a new config starts over at `first`."""
+        delay, loads = first, self.stats.config_loads
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                left = await self.retry_unavailable()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # retrying must outlive any one failure, like the watch
+                _log.exception("retrying unavailable handlers failed")
+                left = 1
+            if self.stats.config_loads != loads:  # a new config: its handlers start over
+                loads, delay = self.stats.config_loads, first
+            else:
+                delay = min(delay * 2, longest) if left else first
 
     def _inflight(self, generation: int) -> int:
         """Requests still running on replaced tables up to `generation` (a handler dropped from table

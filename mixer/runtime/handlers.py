@@ -81,9 +81,12 @@ class BuiltHandler:
 
 
 async def build_handler(
-    config: HandlerConfig, clock: Clock, settings: Settings | None = None
+    config: HandlerConfig, clock: Clock, settings: Settings | None = None, *, retry: bool = False
 ) -> BuiltHandler:
-    """Build `config`'s handler; a failing build gives an unavailable handler (logged), not an error."""
+    """Build `config`'s handler; a failing build gives an unavailable handler (logged), not an error.
+
+    `retry`: a handler that failed before is tried again; a failure then is one warning line (its
+    traceback was logged the first time)."""
     adapter = config.adapter
     env = Env(
         handler=config.fqn,
@@ -101,7 +104,12 @@ async def build_handler(
     except asyncio.CancelledError:
         raise
     except Exception as e:
-        _log.error("building handler %s (adapter %s) failed: %s", config.fqn, adapter.name, e, exc_info=True)
+        if retry:
+            _log.warning("handler %s (adapter %s) is still unavailable: %s", config.fqn, adapter.name, e)
+        else:
+            _log.error(
+                "building handler %s (adapter %s) failed: %s", config.fqn, adapter.name, e, exc_info=True
+            )
         await env.cancel_background()
         return BuiltHandler(config, None, env, failure=f"build failed: {type(e).__name__}: {e}")
     missing = [

@@ -100,6 +100,7 @@ class RunningServer:
     _monitoring_app: MonitoringApp = field(repr=False)
     _monitoring: MonitoringServer = field(repr=False)
     _watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+    _retrier: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -129,11 +130,12 @@ class RunningServer:
             return
         self._stopped = True
         self._monitoring_app.ready = False
-        if self._watcher is not None:
-            self._watcher.cancel()
-            # Wait for it: a reload cut short must not race runtime.close() below.
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        for task in (self._watcher, self._retrier):
+            if task is not None:
+                task.cancel()
+                # Wait for it: a reload or retry cut short must not race runtime.close() below.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._health.enter_graceful_shutdown()
         self._stopping.set()  # Envoy's access-log streams end now (they would hold the whole grace)
         await self._grpc.stop(self.settings.shutdown_grace if grace is None else grace)
@@ -282,6 +284,11 @@ async def start(
     watcher = None
     if runtime is not None and watch and runtime.folder is not None and settings.config_poll_interval > 0:
         watcher = asyncio.get_running_loop().create_task(runtime.watch(settings.config_poll_interval))
+    retrier = None
+    if runtime is not None and settings.handler_retry_interval > 0:
+        retrier = asyncio.get_running_loop().create_task(
+            runtime.keep_retrying(settings.handler_retry_interval, max(60.0, settings.handler_retry_interval))
+        )
     return RunningServer(
         settings=settings,
         port=port,
@@ -295,5 +302,6 @@ async def start(
         _monitoring_app=monitoring_app,
         _monitoring=monitoring,
         _watcher=watcher,
+        _retrier=retrier,
         _stopping=front_end.stopping,
     )
