@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -50,11 +51,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: _settings.Settings) -> int:
-    running = await start(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before starting: a signal during the first load (a big config, a stuck read) must stop it too.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.ensure_future(start(settings))
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()  # the load runs in a thread the process does not wait for (runtime.offload)
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        logging.getLogger(__name__).info("stopped while starting")
+        return 0
+    stopped.cancel()
+    running = starting.result()  # StartError goes to serve's caller
     print("\n".join(running.ready_lines()), flush=True)
     try:
         await stop.wait()
