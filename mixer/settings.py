@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -171,10 +171,17 @@ SETTINGS: tuple[Setting, ...] = tuple(
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
-    """Add one flag per setting; a MIXERD_<NAME> environment variable replaces the default."""
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    environ: Mapping[str, str] | None = None,
+    only: Collection[str] | None = None,
+) -> None:
+    """Add one flag per setting (or per setting named in `only`); a MIXERD_<NAME> environment variable
+    replaces the default."""
     env = os.environ if environ is None else environ
     for s in SETTINGS:
+        if only is not None and s.name not in only:
+            continue
         default = s.default
         if s.env_var in env:
             try:

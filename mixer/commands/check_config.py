@@ -20,7 +20,6 @@ from ..plugins import PluginError, load_adapters
 
 #: The `serve` settings that change how a folder loads, so check-config takes them too.
 _LOADING = ("config_default_namespace", "config_max_file_bytes", "config_max_total_bytes")
-_SETTINGS = [s for s in _settings.SETTINGS if s.name in _LOADING]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,20 +32,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("folder", metavar="DIR", help="the config folder (*.yaml / *.yml files, recursively)")
     p.add_argument("--json", action="store_true", help='print {"valid", "errors", "summary"}')
-    for setting in _SETTINGS:
-        raw = os.environ.get(setting.env_var)
-        try:
-            default = setting.default if raw is None else setting.parse(raw)
-        except ValueError as e:
-            p.error(f"{setting.env_var}={raw!r}: {e}")
-        p.add_argument(
-            setting.flag,
-            dest=setting.name,
-            type=setting.parse,
-            default=default,
-            metavar=setting.metavar,
-            help=f"{setting.help} (env {setting.env_var}; default {setting.default})",
-        )
+    _settings.add_arguments(p, only=_LOADING)
     p.set_defaults(run=run)
 
 
