@@ -20,6 +20,7 @@ The socket is bound in the constructor, so a busy port is an OSError there, befo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import socket
@@ -177,6 +178,8 @@ class BackgroundHttpServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._stopping = False
         self._open: set[asyncio.Task[None]] = set()
 
     @property
@@ -189,9 +192,14 @@ class BackgroundHttpServer:
         self._started.wait()
 
     def stop(self) -> None:
-        """Stop serving, close the socket and every open connection (blocks until done)."""
-        if self._thread.is_alive() and self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        """Stop serving, close the socket and every open connection (blocks until done). Idempotent,
+        also from several threads at once."""
+        with self._stop_lock:  # one caller signals; the loop may be closing under a second one
+            if not self._stopping and self._loop is not None and self._stop is not None:
+                self._stopping = True
+                with contextlib.suppress(RuntimeError):  # its loop already ended (it failed): nothing to stop
+                    self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread.is_alive():
             self._thread.join()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._sock.close()

@@ -246,3 +246,28 @@ def test_a_stalled_metrics_scrape_never_stalls_check(
         release.set()
         for scrape in scrapes:
             scrape.join()
+
+
+def test_stop_from_several_threads_at_once() -> None:
+    errors: list[BaseException] = []
+
+    def stop(server: BackgroundHttpServer) -> None:
+        try:
+            server.stop()
+        except BaseException as e:  # a thread's exception would only be printed
+            errors.append(e)
+
+    for _ in range(20):  # the window between two stops is small: try it many times
+        with serving() as server, socket.create_connection(("127.0.0.1", server.port)) as held:
+            held.sendall(b"GET /")  # an open connection to close makes the server's end slower
+            time.sleep(0.01)
+            stoppers = [threading.Thread(target=stop, args=(server,)) for _ in range(4)]
+            for stopper in stoppers:
+                stopper.start()
+            stop(server)
+            for stopper in stoppers:
+                stopper.join(30)
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        stop(server)  # and once more after the context's own stop
+    assert errors == []
