@@ -144,6 +144,10 @@ class Settings:
         "BYTES",
     )
     log_level: str = _setting("info", str, "log level: debug, info, warning or error", "LEVEL")
+    log_level_grpc: str = _setting(
+        "warning", str, "log level of the libraries under mixerd (gRPC, asyncio, clients)", "LEVEL"
+    )
+    log_format: str = _setting("text", str, "log line format: text, or json (one object per line)", "FORMAT")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,9 @@ import signal
 import sys
 from typing import Any
 
+from .. import logs
 from .. import settings as _settings
 from ..server.app import StartError, start
-
-_LEVELS = ("debug", "info", "warning", "error")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,14 +34,16 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = _settings.from_namespace(args)
-    level = settings.log_level.lower()
-    if level not in _LEVELS:
-        print(
-            f"mixerd serve: error: --log-level {settings.log_level!r}: use one of {', '.join(_LEVELS)}",
-            file=sys.stderr,
-        )
-        return 2
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    choices = (
+        ("--log-level", settings.log_level, logs.LEVELS),
+        ("--log-level-grpc", settings.log_level_grpc, logs.LEVELS),
+        ("--log-format", settings.log_format, logs.FORMATS),
+    )
+    for flag, value, allowed in choices:
+        if value.lower() not in allowed:
+            print(f"mixerd serve: error: {flag} {value!r}: use one of {', '.join(allowed)}", file=sys.stderr)
+            return 2
+    logs.configure(settings.log_level.lower(), settings.log_level_grpc.lower(), settings.log_format.lower())
     try:
         return asyncio.run(_serve(settings))
     except StartError as e:
