@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from mixerd import logs
 from mixerd.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    libraries = {name: logging.getLogger(name).level for name in logs.LIBRARY_LOGGERS}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, old in libraries.items():
-        logging.getLogger(name).setLevel(old)
 
 
 def test_debug_for_mixerd_leaves_grpc_at_its_own_level() -> None:
