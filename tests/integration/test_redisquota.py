@@ -581,9 +581,8 @@ def test_tls_with_a_password_and_a_database(tmp_path: Path) -> None:
     tls = redis_peers.make_tls_files(tmp_path / "tls")
     with redis_peers.RedisServer(tmp_path / "redis", password="s3cret", tls=tls) as server:
         url = server.url.replace("?", "/5?")  # rediss://:s3cret@127.0.0.1:port/5?ssl_ca_certs=...
-        folder = _write(
-            tmp_path / "config", _config(url, quotas=[FIXED], timeout="5s")
-        )  # a TLS handshake on a busy machine
+        # A timeout that covers a TLS handshake on a busy machine.
+        folder = _write(tmp_path / "config", _config(url, quotas=[FIXED], timeout="5s"))
         with (
             run_mixer(Runtime(adapters(), folder=folder)) as mixer,
             grpc.insecure_channel(mixer.address) as ch,
