@@ -74,6 +74,7 @@ def test_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
                 "listentry": 1,
                 "rule": 1,
             },
+            "rate_limit_domains": [],
         },
     }
 
