@@ -81,7 +81,7 @@ class DescriptorRequest:
     override: CurrentLimit | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention: frozen dataclasses are slower to make, one per descriptor
 class DescriptorVerdict:
     """One DescriptorStatus, plus what stats, headers and metadata need."""
 
@@ -97,7 +97,7 @@ class DescriptorVerdict:
     metadata: Mapping[str, Any] | None = None  # the matched descriptor's, for dynamic metadata
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention (made once per request)
 class Decision:
     code: int
     statuses: tuple[DescriptorVerdict, ...]
@@ -205,9 +205,12 @@ class RateLimiter:
                     continue
                 plan.calls.append(len(calls))
                 calls.append(RateLimitCall(route.domain.domain, plan.counter, policy.limit, plan.hits))
-        # a limit of 0 that this request's hits are over (it never reaches the backend)
-        blocked = any(p is not None and p.hits > 0 and any(x.blocks for x in p.policies) for p in plans)
-        results = await self._count(route, calls, timeout, blocked) if calls else []
+        if not calls:
+            results: list[RateLimitResult] = []
+        elif self.options.stop_when_over:
+            results = await self._count_unless_over(route, calls, timeout, plans)
+        else:
+            results = await self._call(route, calls, timeout)
         now = self._clock()
         statuses = tuple(self._verdict(p, results, now) if p is not None else _NO_LIMIT for p in plans)
         errors = sum(1 for r in results if r.status != Code.OK)
@@ -262,11 +265,15 @@ class RateLimiter:
             return OK, True, limiting
         return code, False, limiting
 
-    async def _count(
-        self, route: RateLimitRoute, calls: list[RateLimitCall], timeout: float | None, blocked: bool
+    async def _count_unless_over(
+        self,
+        route: RateLimitRoute,
+        calls: list[RateLimitCall],
+        timeout: float | None,
+        plans: list[_Planned | None],
     ) -> list[RateLimitResult]:
-        if not self.options.stop_when_over:
-            return await self._call(route, calls, timeout)
+        # a limit of 0 that the request's hits are over (it never reaches the backend) stops it too
+        blocked = any(p is not None and p.hits > 0 and any(x.blocks for x in p.policies) for p in plans)
         # envoyproxy/ratelimit's STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT: look first (hits 0 counts
         # nothing), and count only when no limit would be over (shadow and quota mode ones included).
         looks = await self._call(route, [dataclasses.replace(c, hits=0) for c in calls], timeout)
@@ -342,8 +349,9 @@ class RateLimiter:
             plan.stat,
             plan.rollup,
             hits,
-            quota_mode=plan.quota,
-            metadata=plan.metadata,
+            False,
+            plan.quota,
+            plan.metadata,
         )
 
 

@@ -14,16 +14,17 @@ added), so "after" is then what the counter would have held.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _S = 1_000_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class Hits:
-    """One descriptor's hits in each of envoyproxy/ratelimit's per-descriptor stats."""
+class Hits(NamedTuple):
+    """One descriptor's hits in each of envoyproxy/ratelimit's per-descriptor stats (a tuple: one is made
+    for every request descriptor)."""
 
     total: int = 0
     within: int = 0
@@ -39,6 +40,7 @@ def _float32(value: float) -> float:
     return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
+@functools.lru_cache(maxsize=4096)  # a few limits, one ratio: computed once each, not per request
 def near_threshold(limit: int, ratio: float) -> int:
     """How many hits a window takes before the next are near its limit (envoyproxy/ratelimit's float32
     arithmetic: 0.8 of 10 is 8, of 5 is 4)."""

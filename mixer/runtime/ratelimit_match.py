@@ -14,15 +14,14 @@ under the key, a wildcard under its pattern, unless `value_to_metric` (at that l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..config.ratelimit_model import DescriptorConfig, DescriptorTable
 
 _EXACT, _WILDCARD, _ANY = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):  # a tuple: made for every request descriptor, and cheap to make
     node: DescriptorConfig
     counter: tuple[tuple[str, str], ...]  # the entries that name its counter
     stat: str  # its stats key for this request
@@ -35,29 +34,26 @@ def match(table: DescriptorTable, entries: Sequence[tuple[str, str]]) -> Match |
     level = table
     last = len(entries) - 1
     counter: list[tuple[str, str]] = []
-    path: list[tuple[DescriptorConfig, int]] = []
     per_value = False
     for i, (key, value) in enumerate(entries):
-        how = _EXACT
+        # _step, inlined: this is every request's path
+        shared = False
         found = level.exact.get((key, value))
         if found is None:
-            how = _WILDCARD
             for candidate in level.wildcards.get(key, ()):
                 if candidate.pattern is not None and candidate.pattern.fullmatch(value):
-                    found = candidate
+                    found, shared = candidate, candidate.share_threshold
                     break
-        if found is None:
-            how = _ANY
-            found = level.any_value.get(key)
-        if found is None:
-            return None
-        shared = how == _WILDCARD and found.share_threshold
+            else:
+                found = level.any_value.get(key)
+                if found is None:
+                    return None
         counter.append((key, found.value) if shared and found.value is not None else (key, value))
-        path.append((found, how))
         per_value = per_value or found.value_to_metric
         if i == last:
             rollup = found.stat_name
-            stat = _stat(path, entries) if per_value or found.detailed_metric else rollup
+            # (the stats key with values in it is rare: the walk is done again for it)
+            stat = _stat(table, entries) if per_value or found.detailed_metric else rollup
             return Match(found, tuple(counter), stat, rollup)
         if not found.children:
             return None  # the request goes deeper than the config: no limit (envoyproxy/ratelimit)
@@ -65,8 +61,26 @@ def match(table: DescriptorTable, entries: Sequence[tuple[str, str]]) -> Match |
     return None
 
 
-def _stat(path: list[tuple[DescriptorConfig, int]], entries: Sequence[tuple[str, str]]) -> str:
-    """The stats key with the request's values where the flags put them."""
+def _step(level: DescriptorTable, key: str, value: str) -> tuple[DescriptorConfig | None, int]:
+    """The descriptor one entry matches at `level`, and how: by value, by wildcard, or by key alone."""
+    found = level.exact.get((key, value))
+    if found is not None:
+        return found, _EXACT
+    for candidate in level.wildcards.get(key, ()):
+        if candidate.pattern is not None and candidate.pattern.fullmatch(value):
+            return candidate, _WILDCARD
+    return level.any_value.get(key), _ANY
+
+
+def _stat(table: DescriptorTable, entries: Sequence[tuple[str, str]]) -> str:
+    """The stats key with the request's values where the flags put them (for a request `match` found)."""
+    path: list[tuple[DescriptorConfig, int]] = []
+    level = table
+    for key, value in entries:
+        node, how = _step(level, key, value)
+        assert node is not None
+        path.append((node, how))
+        level = node.children
     parts = []
     if path[-1][0].detailed_metric:
         # Every level's key_value from the request; a shared wildcard keeps its pattern, and then

@@ -80,14 +80,14 @@ class RateLimitStats:
             if stat != status.rollup:
                 stat = self._per_value_label(stat, status.rollup)
             hits[(domain, stat, "total_hits")] += counts.total
-            for family, n in (
-                ("over_limit", counts.over),
-                ("near_limit", counts.near),
-                ("within_limit", counts.within),
-                ("shadow_mode", counts.shadow),
-            ):
-                if n:
-                    hits[(domain, stat, family)] += n
+            if counts.over:
+                hits[(domain, stat, "over_limit")] += counts.over
+            if counts.near:
+                hits[(domain, stat, "near_limit")] += counts.near
+            if counts.within:
+                hits[(domain, stat, "within_limit")] += counts.within
+            if counts.shadow:
+                hits[(domain, stat, "shadow_mode")] += counts.shadow
 
     def failed(self, domain: str, code: str, known: bool) -> None:
         """A request answered with a gRPC error (`code`: INVALID_ARGUMENT, UNAVAILABLE or INTERNAL)."""
