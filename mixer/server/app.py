@@ -207,7 +207,9 @@ async def _load(runtime: Runtime) -> None:
     try:
         snapshot = await run_detached(runtime.compile)  # off the loop, and never waited for at exit
     except ConfigRejected as e:
-        raise InvalidConfig(f"{runtime.folder}: {e}") from None
+        extra = runtime.settings.ratelimit_config
+        where = f"{runtime.folder} and {extra}" if extra is not None else str(runtime.folder)
+        raise InvalidConfig(f"{where}: {e}") from None
     await runtime.apply(snapshot)
 
 

@@ -8,12 +8,18 @@ manual clock so every answer is exact:
 - the domains counted by a redisquota handler (`--ratelimit-handler`): two mixerd share the counts;
 - the settings envoyproxy/ratelimit has as variables: response headers, dynamic metadata, global
   shadow mode;
-- the stats on a real statsd daemon under envoyproxy/ratelimit's names.
+- the stats on a real statsd daemon under envoyproxy/ratelimit's names;
+- `mixerd serve --ratelimit-config` itself: a missing folder exits 2, bad files exit 1 naming them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,8 @@ from mixerd.api.envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from mixerd.bundled import rules_folder
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime
+from mixerd.server.app import READY_PATTERN, ConfigError, start
+from mixerd.settings import Settings
 from mixerd.testing_scenarios import run_mixer
 
 pytestmark = pytest.mark.integration
@@ -311,3 +319,51 @@ def test_stats_reach_statsd_under_envoyproxy_ratelimits_names(tmp_path: Path, em
 
         peers.wait_until(arrived, 10, f"the stats at statsd (so far {daemon.counters()})")
     assert not any("|" in line.split(":")[0] for line in daemon.lines())
+
+
+# -- mixerd serve --ratelimit-config --------------------------------------------------------------------
+
+
+def test_a_missing_ratelimit_folder_is_refused(tmp_path: Path) -> None:
+    settings = Settings(
+        address="127.0.0.1", port=0, monitoring_port=0, ratelimit_config=str(tmp_path / "missing")
+    )
+    with pytest.raises(ConfigError, match=r"--ratelimit-config .*missing: no such folder"):
+        asyncio.run(start(settings))
+
+
+def _serve(*args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXERD_")}
+    argv = ["serve", "--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0", *args]
+    return subprocess.Popen(
+        [sys.executable, "-m", "mixerd", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_serve_answers_from_the_files_and_refuses_bad_ones(example: Path, tmp_path: Path) -> None:
+    proc = _serve("--ratelimit-config", str(example))
+    try:
+        assert proc.stdout is not None
+        ready = READY_PATTERN.match(proc.stdout.readline().rstrip("\n"))
+        assert ready is not None
+        with grpc.insecure_channel(f"127.0.0.1:{ready.group(3)}") as channel:
+            stub = rls_pb2_grpc.RateLimitServiceStub(channel)
+            answer = stub.ShouldRateLimit(rls_request("db_connections", "database=orders"), timeout=10)
+        assert described(answer) == ("OK", "OK, 199 left")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (example / "broken.yaml").write_text(
+        "domain: broken\ndescriptors: [{key: a, rate_limit: {unit: ever}}]\n"
+    )
+    refused = _serve("--ratelimit-config", str(example))
+    _, stderr = refused.communicate(timeout=30)
+    assert refused.returncode == 1
+    assert f"{example}/broken.yaml .descriptors[0].rate_limit.unit: expected one of" in stderr

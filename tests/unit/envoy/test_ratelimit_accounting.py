@@ -5,6 +5,8 @@ hits, against the limit and the near-limit threshold floor(limit * ratio) in flo
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mixerd.runtime.ratelimit_accounting import Hits, account, near_threshold, whole_seconds
 
@@ -70,3 +72,24 @@ def test_resets_are_whole_seconds_rounded_up(ns: int, seconds: int) -> None:
     # envoyproxy/ratelimit answers `unit - now % unit` in whole seconds of Unix time: with 300 ms of a
     # second left that is 1, never 0 (X-RateLimit-Reset would then say the limit is already free).
     assert whole_seconds(ns) == seconds * S
+
+
+@given(
+    limit=st.integers(0, 1000),
+    before=st.integers(0, 1200),
+    hits=st.integers(0, 300),
+    ratio=st.sampled_from([0.0, 0.5, 0.8, 0.9, 1.0]),
+    shadow=st.booleans(),
+)
+def test_every_hit_is_within_or_over_and_near_only_between_the_threshold_and_the_limit(
+    limit: int, before: int, hits: int, ratio: float, shadow: bool
+) -> None:
+    counts = account(limit, before, hits, ratio, shadow)
+    after = before + hits
+    assert counts.total == hits
+    # within_limit takes the whole call or none of it; over_limit only the hits past the limit
+    assert counts.within == (hits if after <= limit else 0)
+    assert counts.over == max(0, after - max(before, limit))
+    assert counts.shadow == (counts.over if shadow else 0)
+    # near hits lie between the threshold and the limit
+    assert 0 <= counts.near <= max(0, min(after, limit) - max(before, near_threshold(limit, ratio)))
