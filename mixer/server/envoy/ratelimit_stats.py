@@ -54,7 +54,8 @@ class RateLimitStats:
         self.requests: Counter[tuple[str, str]] = Counter()  # (domain, code)
         self.not_found: Counter[str] = Counter()  # requests
         self.not_found_descriptors: Counter[str] = Counter()  # what envoyproxy/ratelimit counts
-        self.backend_errors: Counter[str] = Counter()
+        self.backend_errors: Counter[str] = Counter()  # limits
+        self.backend_error_requests: Counter[str] = Counter()  # requests with such a limit
         self.global_shadow: Counter[str] = Counter()
         self._unknown: set[str] = set()
         self._per_value: set[str] = set()
@@ -69,6 +70,7 @@ class RateLimitStats:
         self.requests[(domain, code)] += 1
         if decision.backend_errors:
             self.backend_errors[domain] += decision.backend_errors
+            self.backend_error_requests[domain] += 1
         if decision.global_shadow:
             self.global_shadow[domain] += 1
         hits = self.hits

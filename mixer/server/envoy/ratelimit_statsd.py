@@ -7,7 +7,8 @@ since the last send (ratelimit_stats.py) go out as statsd counter lines, as gost
     ratelimit.service.rate_limit.<domain>.domain_not_found     (per descriptor, as upstream counts it)
     ratelimit.service.global_shadow_mode
     ratelimit.service.config_load_success, ratelimit.service.config_load_error
-    ratelimit.service.call.should_rate_limit.redis_error       (requests a backend failed)
+    ratelimit.service.call.should_rate_limit.redis_error       (requests a backend failed: UNAVAILABLE,
+                                                                or a limit answered by the fail policy)
     ratelimit.service.call.should_rate_limit.service_error     (malformed requests, internal errors)
     ratelimit_server.ShouldRateLimit.total_requests
 
@@ -103,7 +104,9 @@ class StatsdSink:
 
     def take(self) -> list[tuple[str, int]]:
         """(stat name, increment) of every counter that grew since the last call (on the event loop)."""
-        now = Counter(dict(self._totals()))
+        now: Counter[str] = Counter()
+        for name, n in self._totals():
+            now[name] += n  # (two keys may sanitize to one name: as upstream, they add up)
         out = [(name, n - self._sent[name]) for name, n in now.items() if n > self._sent[name]]
         self._sent = now
         return out
@@ -124,7 +127,7 @@ class StatsdSink:
                 redis += n
             elif code in ("INVALID_ARGUMENT", "INTERNAL"):
                 service += n
-        yield f"{_PREFIX}.call.should_rate_limit.redis_error", redis + sum(s.backend_errors.values())
+        yield f"{_PREFIX}.call.should_rate_limit.redis_error", redis + sum(s.backend_error_requests.values())
         yield f"{_PREFIX}.call.should_rate_limit.service_error", service
         yield "ratelimit_server.ShouldRateLimit.total_requests", sum(s.requests.values())
 

@@ -87,3 +87,16 @@ def test_the_sink_sends_to_statsd_and_drops_what_it_cannot_send() -> None:
     for _ in range(3):
         sink._send([("a.b", 1)])
     assert sink.dropped >= 1
+
+
+def test_redis_errors_count_requests_and_names_that_sanitize_alike_add_up() -> None:
+    stats = RateLimitStats()
+    sink = StatsdSink(stats, "127.0.0.1:9", 10.0)
+    failed = Decision(OK, (DescriptorVerdict(), DescriptorVerdict()), backend_errors=2)
+    stats.record("edge", failed, "OK")
+    stats.failed("edge", "UNAVAILABLE", known=True)
+    stats.record("edge", _decision("ip_10.0.0.1", Hits(1, within=1)), "OK")
+    stats.record("edge", _decision("ip_10_0_0_1", Hits(2, within=2)), "OK")
+    sent = dict(sink.take())
+    assert sent["ratelimit.service.call.should_rate_limit.redis_error"] == 2  # two requests, three limits
+    assert sent["ratelimit.service.rate_limit.edge.ip_10_0_0_1.total_hits"] == 3
