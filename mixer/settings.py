@@ -47,6 +47,41 @@ def _optional_str(text: str) -> str | None:
     return text or None
 
 
+def _switch(text: str) -> bool:
+    """true or false, in the words Go's strconv.ParseBool takes (envoyproxy/ratelimit's variables)."""
+    value = text.strip().lower()
+    if value in ("1", "t", "true"):
+        return True
+    if value in ("0", "f", "false"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _interval(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{value} must be more than 0")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{value} is not between 0 and 1")
+    return value
+
+
+def _optional_address(text: str) -> str | None:
+    """host:port (or [IPv6]:port), or empty for none."""
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    bare_ipv6 = ":" in host and not host.startswith("[")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or bare_ipv6:
+        raise ValueError(f"expected host:port (an IPv6 host in brackets), got {text!r}")
+    return text
+
+
 def _setting(default: Any, parse: Callable[[str], Any], help: str, metavar: str) -> Any:
     return field(default=default, metadata={"parse": parse, "help": help, "metavar": metavar})
 
@@ -143,6 +178,70 @@ class Settings:
         "an entry over 1/64 of it is not cached; 0 turns the cache off",
         "BYTES",
     )
+    # -- Envoy's rate limit service (docs/envoy/ratelimit.md); envoyproxy/ratelimit's variable in brackets --
+    ratelimit_config: str | None = _setting(
+        None,
+        _optional_str,
+        "folder of envoyproxy/ratelimit config files (*.yaml, as they are), reloaded like --config",
+        "DIR",
+    )
+    ratelimit_handler: str | None = _setting(
+        None,
+        _optional_str,
+        "memquota or redisquota handler of --config (name or FQN) counting --ratelimit-config's domains; "
+        "unset: in memory",
+        "HANDLER",
+    )
+    ratelimit_merge_domain_config: bool = _setting(
+        False, _switch, "let several --ratelimit-config files add to one domain [MERGE_DOMAIN_CONFIG]", "BOOL"
+    )
+    ratelimit_shadow_mode: bool = _setting(
+        False, _switch, "answer OK overall whatever the limits say, and count it [SHADOW_MODE]", "BOOL"
+    )
+    ratelimit_quota_mode: bool = _setting(
+        False, _switch, "every descriptor in quota mode [QUOTA_MODE]", "BOOL"
+    )
+    ratelimit_stop_cache_key_increment_when_overlimit: bool = _setting(
+        False,
+        _switch,
+        "a request over one limit is counted by none [STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT]",
+        "BOOL",
+    )
+    ratelimit_near_limit_ratio: float = _setting(
+        0.8, _ratio, "share of a limit past which hits count as near_limit [NEAR_LIMIT_RATIO]", "RATIO"
+    )
+    ratelimit_limit_response_headers_enabled: bool = _setting(
+        False,
+        _switch,
+        "answers carry RateLimit-Limit/Remaining/Reset headers [LIMIT_RESPONSE_HEADERS_ENABLED]",
+        "BOOL",
+    )
+    ratelimit_limit_limit_header: str = _setting(
+        "RateLimit-Limit", str, "name of the limit header [LIMIT_LIMIT_HEADER]", "NAME"
+    )
+    ratelimit_limit_remaining_header: str = _setting(
+        "RateLimit-Remaining", str, "name of the remaining header [LIMIT_REMAINING_HEADER]", "NAME"
+    )
+    ratelimit_limit_reset_header: str = _setting(
+        "RateLimit-Reset", str, "name of the reset header [LIMIT_RESET_HEADER]", "NAME"
+    )
+    ratelimit_response_dynamic_metadata: bool = _setting(
+        False,
+        _switch,
+        "answers carry the request and passed descriptors' metadata as dynamic metadata "
+        "[RESPONSE_DYNAMIC_METADATA]",
+        "BOOL",
+    )
+    ratelimit_statsd_address: str | None = _setting(
+        None,
+        _optional_address,
+        "host:port of a statsd server to send envoyproxy/ratelimit's stats to [STATSD_HOST, STATSD_PORT]",
+        "ADDRESS",
+    )
+    ratelimit_stats_flush_interval: float = _setting(
+        10.0, _interval, "seconds between statsd sends [STATS_FLUSH_INTERVAL]", "SECONDS"
+    )
+    # -- end of Envoy's rate limit service --
     log_level: str = _setting("info", str, "log level: debug, info, warning or error", "LEVEL")
     log_level_grpc: str = _setting(
         "warning", str, "log level of the libraries under mixerd (gRPC, asyncio, clients)", "LEVEL"

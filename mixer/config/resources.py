@@ -118,7 +118,10 @@ def _parse(
         return None
     api_version = data.get("apiVersion")
     if api_version != API_VERSION:
-        fail(".apiVersion", _api_version_problem(api_version))
+        problem = _api_version_problem(api_version)
+        if api_version is None and "domain" in data and "descriptors" in data:
+            problem += "; this is an envoyproxy/ratelimit file: serve its folder with --ratelimit-config"
+        fail(".apiVersion", problem)
         return None
     kind = data.get("kind")
     if not isinstance(kind, str) or not kind:

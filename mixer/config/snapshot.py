@@ -38,6 +38,7 @@ from .model import (
     RuleConfig,
     Snapshot,
 )
+from .ratelimit_files import MEMORY_HANDLER, RateLimitFiles, compile_ratelimit_files, memory_handler
 from .ratelimits import RateLimitContext, compile_ratelimits
 from .resources import HANDLER, INSTANCE, MANIFEST, RATELIMIT, RULE, Resource, parse_resources
 from .rules import RuleContext, compile_rule
@@ -64,10 +65,18 @@ def load_snapshot(
     *,
     default_namespace: str = DEFAULT_NAMESPACE,
     limits: ReadLimits = DEFAULT_LIMITS,
+    ratelimit_files: RateLimitFiles | None = None,
 ) -> Snapshot:
-    """The folder's config compiled; ConfigRejected lists every problem."""
+    """The folder's config compiled (with envoyproxy/ratelimit's files, when read); ConfigRejected
+    lists every problem."""
     documents, errors = read_documents(Path(folder), limits)
-    return compile_snapshot(documents, adapters, default_namespace=default_namespace, errors=errors)
+    return compile_snapshot(
+        documents,
+        adapters,
+        default_namespace=default_namespace,
+        errors=errors,
+        ratelimit_files=ratelimit_files,
+    )
 
 
 def compile_snapshot(
@@ -76,13 +85,14 @@ def compile_snapshot(
     *,
     default_namespace: str = DEFAULT_NAMESPACE,
     errors: list[ConfigError] | None = None,
+    ratelimit_files: RateLimitFiles | None = None,
 ) -> Snapshot:
     """`documents` compiled; ConfigRejected lists every problem (with those in `errors`, from reading)."""
     errors = list(errors or [])
     resources = parse_resources(
         documents, default_namespace=default_namespace, adapters=adapters, templates=TEMPLATES, errors=errors
     )
-    snapshot = _compile(resources, adapters, default_namespace, errors)
+    snapshot = _compile(resources, adapters, default_namespace, errors, ratelimit_files)
     if errors:
         # stable: within one document, problems keep the order of the work above
         raise ConfigRejected(sorted(errors, key=lambda e: (e.file, e.document)))
@@ -94,6 +104,7 @@ def _compile(
     adapters: Mapping[str, AdapterInfo],
     default_namespace: str,
     errors: list[ConfigError],
+    ratelimit_files: RateLimitFiles | None = None,
 ) -> Snapshot:
     by_role: dict[str, list[Resource]] = {RULE: [], INSTANCE: [], HANDLER: [], MANIFEST: [], RATELIMIT: []}
     counts: dict[str, int] = {}
@@ -137,9 +148,13 @@ def _compile(
             rules.append(rule)
     limits = RateLimitContext(ctx.handler_resources, handlers, adapters)
     domains = compile_ratelimits(by_role[RATELIMIT], limits, errors)
-    for fqn in limits.used:  # a handler only a ratelimitconfig names is built too
+    if ratelimit_files is not None:
+        domains.update(compile_ratelimit_files(ratelimit_files, limits, default_namespace, errors))
+    for fqn in limits.used:  # a handler only rate limit domains name is built too
         ctx.routed.setdefault(fqn, {})
     used = _used_handlers(ctx.routed, handlers, ctx.instance_resources, errors, limits.used)
+    if any(d.handler == MEMORY_HANDLER for d in domains.values()):
+        used[MEMORY_HANDLER] = memory_handler(adapters)
     return Snapshot(
         manifest,
         used,

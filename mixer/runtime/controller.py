@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..adapter import AdapterInfo, Clock
 from ..config import ConfigError, ConfigRejected, ReadLimits, Snapshot, fingerprint, load_snapshot
+from ..config.ratelimit_files import files_of
 from ..config.snapshot import DEFAULT_NAMESPACE, EMPTY_SNAPSHOT
 from ..settings import Settings
 from .handlers import BuiltHandler, build_handler
@@ -74,15 +75,23 @@ class Runtime:
         """
         if self.folder is None:
             return EMPTY_SNAPSHOT
-        self._read = fingerprint(self.folder)
+        self._read = self._fingerprint()
         if not self.folder.is_dir():  # gone (or not yet mounted): not the same as "no rules"
             raise ConfigRejected([ConfigError(str(self.folder), "the config folder does not exist")])
+        limits = ReadLimits.of(self.settings)
         return load_snapshot(
             self.folder,
             self.adapters,
             default_namespace=self.default_namespace,
-            limits=ReadLimits.of(self.settings),
+            limits=limits,
+            ratelimit_files=files_of(self.settings, limits),  # envoyproxy/ratelimit's, one config with it
         )
+
+    def _fingerprint(self) -> tuple[object, ...]:
+        """What `watch` compares: the config folder's fingerprint, and the ratelimit_config folder's."""
+        assert self.folder is not None
+        extra = self.settings.ratelimit_config
+        return (fingerprint(self.folder), fingerprint(Path(extra)) if extra is not None else ())
 
     async def reload(self) -> bool:
         """Load the folder again and put it in force; False (logged, counted) when it is rejected."""
@@ -254,16 +263,16 @@ class Runtime:
             return
         folder = self.folder
         if self._read is None:
-            self._read = await run_detached(fingerprint, folder)
+            self._read = await run_detached(self._fingerprint)
         while True:
             await asyncio.sleep(poll_interval)
             try:
-                now = await run_detached(fingerprint, folder)
+                now = await run_detached(self._fingerprint)
                 if now == self._read:
                     continue
                 while True:  # debounce: wait until the folder is quiet
                     await asyncio.sleep(settle)
-                    later = await run_detached(fingerprint, folder)
+                    later = await run_detached(self._fingerprint)
                     if later == now:
                         break
                     now = later

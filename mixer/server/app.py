@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -102,6 +103,7 @@ class RunningServer:
     _watcher: asyncio.Task[None] | None = field(default=None, repr=False)
     _retrier: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -139,6 +141,8 @@ class RunningServer:
         await self._health.enter_graceful_shutdown()
         self._stopping.set()  # Envoy's access-log streams end now (they would hold the whole grace)
         await self._grpc.stop(self.settings.shutdown_grace if grace is None else grace)
+        for close in self._closers:  # the Envoy services' background work (statsd sends)
+            await close()
         if self.runtime is not None:
             await self.runtime.close()
         # shutdown() waits for the serving thread's next poll; keep the event loop free meanwhile.
@@ -164,6 +168,8 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
 def _check_config(settings: Settings) -> None:
     if settings.config is not None and not os.path.isdir(settings.config):
         raise ConfigError(f"--config {settings.config}: no such folder")
+    if settings.ratelimit_config is not None and not os.path.isdir(settings.ratelimit_config):
+        raise ConfigError(f"--ratelimit-config {settings.ratelimit_config}: no such folder")
 
 
 def _load_tls(settings: Settings) -> tuple[ReloadingTls | None, ReloadingTls | None]:
@@ -201,7 +207,9 @@ async def _load(runtime: Runtime) -> None:
     try:
         snapshot = await run_detached(runtime.compile)  # off the loop, and never waited for at exit
     except ConfigRejected as e:
-        raise InvalidConfig(f"{runtime.folder}: {e}") from None
+        extra = runtime.settings.ratelimit_config
+        where = f"{runtime.folder} and {extra}" if extra is not None else str(runtime.folder)
+        raise InvalidConfig(f"{where}: {e}") from None
     await runtime.apply(snapshot)
 
 
@@ -223,7 +231,7 @@ async def start(
     grpc_tls, monitoring_tls = _load_tls(settings)
     stats = Stats()
     registry = make_registry(stats)
-    watch = runtime is not None or settings.config is not None
+    watch = runtime is not None or settings.config is not None or settings.ratelimit_config is not None
     if runtime is not None:
         runtime.settings = settings
         await _load(runtime)
@@ -271,6 +279,8 @@ async def start(
         reason = "address in use or not available"
     if not port:
         monitoring.stop()
+        for close in front_end.closers:
+            await close()
         if runtime is not None:
             await runtime.close()
         raise StartError(f"cannot listen for gRPC on {where}: {reason}")
@@ -304,4 +314,5 @@ async def start(
         _watcher=watcher,
         _retrier=retrier,
         _stopping=front_end.stopping,
+        _closers=front_end.closers,
     )

@@ -34,6 +34,27 @@ def test_a_copy_is_a_config_of_its_own(tmp_path: Path, capsys: pytest.CaptureFix
     assert capsys.readouterr().out.startswith("valid: 1 rule")
 
 
+def test_a_copy_of_envoyproxy_ratelimit_files_is_served_with_ratelimit_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "my-limits"
+    assert main(["examples", "ratelimit-upstream", str(dest)]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"copied ratelimit-upstream to {dest}: mixerd serve --ratelimit-config {dest}\n"
+    )
+    assert main(["check-config", "--ratelimit-config", str(dest)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "; rate limit domains: db_connections, edge, gateway, routes, sms\n"
+    )
+    # served as --config by mistake, the files say what they are
+    assert main(["check-config", str(dest)]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "databases.yaml (document 1) .apiVersion: missing (Mixer's resources are config.istio.io/v1alpha2); "
+        "this is an envoyproxy/ratelimit file: serve its folder with --ratelimit-config"
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "error"),
     [

@@ -4,8 +4,9 @@ A request's domain picks a `ratelimitconfig` of the config in force (read from t
 table once per request); its descriptors are matched as envoyproxy/ratelimit matches them and every
 limit they hit is counted by the config's handler (memquota or redisquota) in one call
 (mixerd.runtime.ratelimit). The answer has one status per descriptor, in the request's order, each with
-its `current_limit`, `limit_remaining` and `duration_until_reset`; any status OVER_LIMIT makes the
-overall code OVER_LIMIT.
+its `current_limit`, `limit_remaining` and `duration_until_reset` (whole seconds); the overall code is
+OVER_LIMIT as envoyproxy/ratelimit decides it (quota and global shadow modes). Response headers and
+dynamic metadata when the settings ask for them (ratelimit_response.py).
 
 - A domain no config has: OK for every descriptor (as envoyproxy/ratelimit), counted in
   `mixerd_ratelimit_domain_not_found_total`.
@@ -30,9 +31,11 @@ from google.protobuf.message import DecodeError
 
 from ...api.envoy.service.ratelimit.v3 import rls_pb2
 from ...config.ratelimit_model import UNIT_NAMES, CurrentLimit
-from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed
+from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed, RateLimitOptions
 from ..raw_handlers import ENVOY_RATE_LIMIT_SERVICE, add_raw_handlers
+from .ratelimit_response import NO_EXTRAS, ResponseOptions, encode
 from .ratelimit_stats import RateLimitCollector, RateLimitStats
+from .ratelimit_statsd import StatsdSink
 
 if TYPE_CHECKING:
     from . import FrontEndContext
@@ -89,9 +92,12 @@ def _unit_text(unit: int) -> str:
 class RateLimitService:
     """ShouldRateLimit over raw bytes (grpc's registered-method path); `add_to_server` registers it."""
 
-    def __init__(self, limiter: RateLimiter, stats: RateLimitStats) -> None:
+    def __init__(
+        self, limiter: RateLimiter, stats: RateLimitStats, options: ResponseOptions = NO_EXTRAS
+    ) -> None:
         self._limiter = limiter
         self._stats = stats
+        self._options = options
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {"ShouldRateLimit": grpc.unary_unary_rpc_method_handler(self.should_rate_limit)}
@@ -121,30 +127,21 @@ class RateLimitService:
                 grpc.StatusCode.INTERNAL, f"mixerd internal error in ShouldRateLimit ({type(e).__name__})"
             )
         self._stats.record(domain, decision, _CODE_NAMES[decision.code])
-        return encode(decision).SerializeToString()
-
-
-def encode(decision: Any) -> Any:
-    response = rls_pb2.RateLimitResponse(overall_code=decision.code)
-    add = response.statuses.add
-    for verdict in decision.statuses:
-        status = add(code=verdict.code, limit_remaining=verdict.remaining)
-        current = verdict.current
-        if current is not None:
-            limit = status.current_limit
-            limit.requests_per_unit = current.requests_per_unit
-            limit.unit = current.unit
-            if current.name:
-                limit.name = current.name
-            status.duration_until_reset.FromNanoseconds(verdict.reset)
-    return response
+        return encode(decision, request, self._options).SerializeToString()
 
 
 def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
     runtime = context.runtime
+    settings = context.settings
     clock = runtime.clock if runtime is not None else time.time_ns
-    limiter = RateLimiter(runtime, clock, context.settings.adapter_timeout)
+    limiter = RateLimiter(runtime, clock, settings.adapter_timeout, RateLimitOptions.of(settings))
     stats = RateLimitStats()
     context.registry.register(RateLimitCollector(stats))
-    RateLimitService(limiter, stats).add_to_server(server)
+    if settings.ratelimit_statsd_address is not None:
+        sink = StatsdSink(stats, settings.ratelimit_statsd_address, settings.ratelimit_stats_flush_interval)
+        if runtime is not None:
+            sink.config_loads = lambda: (runtime.stats.config_loads, runtime.stats.config_rejections)
+        sink.start()
+        context.closers.append(sink.close)
+    RateLimitService(limiter, stats, ResponseOptions.of(settings)).add_to_server(server)
     return SERVICE_NAME
