@@ -514,6 +514,9 @@ def test_three_mixerd_processes_on_one_redis_never_grant_more_than_the_limit(
         else:  # some windows miss the answers left out: the limit was reached over all of them
             assert sum(g.granted for g in results[name]) >= 2 * limit, name
     for name in ("rolling", "rollingnc"):
+        certain = [g for g in results[name] if g.sent // (100 * MS) == g.received // (100 * MS)]
+        if len(certain) < 0.9 * len(results[name]):  # answers slower than a bucket cannot be placed
+            pytest.skip(f"the machine is too loaded to place answers in buckets ({len(certain)} placed)")
         most = _rolling_spans_within_limit(results[name], 100 * MS, 10, limit)
         # The limit was reached (the count leaves out answers sent across a bucket edge, so "most" may
         # fall a little short of it), window after window.
