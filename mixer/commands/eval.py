@@ -9,7 +9,6 @@ says which (0 value, 1 error).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..attribute import BUILTIN_MANIFEST, AttributeBag, Duration, Timestamp, ValueType
+from ..attribute.values import ip_text
 from ..client import attrs
 from ..config import ConfigRejected, load_manifest
 from .client import add_attribute_flags
@@ -66,9 +66,10 @@ def _typed_values(raw: list[tuple[str, str, str, str]], manifest: Mapping[str, V
 
 
 def to_json_value(value: Any, value_type: ValueType) -> Any:
-    """A value as JSON shows it: IPs as text, timestamps RFC 3339, durations in Go syntax."""
-    if value_type is ValueType.IP_ADDRESS and isinstance(value, bytes):
-        return str(ipaddress.ip_address(value))
+    """A value as JSON shows it: IPs as Go's net.IP prints them (ip("1.2.3.4"), 16 bytes, is 1.2.3.4),
+    timestamps RFC 3339, durations in Go syntax."""
+    if value_type is ValueType.IP_ADDRESS and isinstance(value, bytes) and len(value) in (4, 16):
+        return ip_text(value)
     if isinstance(value, Timestamp):
         return value.isoformat()
     if isinstance(value, Duration):
