@@ -1,8 +1,9 @@
 """Go's parsers behind Mixer's externs, as Mixer 1.4 (built with Go 1.13) ran them: net.ParseIP, the two
 IDNA profiles of golang.org/x/net/idna it set up, net/mail's ParseAddress and net/url's Parse and String.
 
-Written from the behaviour of those packages (their error texts are Go's, word for word, since Mixer put
-them in its own), not from their code. Where this cannot follow Go exactly it says so:
+mixerd's own code, written to behave as those packages do (checked by running Mixer's externs on many
+inputs); their error texts are Go's word for word, since Mixer passed them on. Where this does not follow
+Go 1.13 exactly:
 * IDNA: the UTS #46 table comes from the `idna` package (a newer Unicode version than Go 1.13's x/net);
   the bidi and joiner rules are that package's RFC 5893/5892 checks; for ASCII text every rule is Go's.
 * net/mail: RFC 2047 encoded words in display names are not decoded (only the address is ever used).
