@@ -21,6 +21,8 @@ from ..client import attrs
 from ..config import ConfigRejected, load_manifest
 from .client import add_attribute_flags
 
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+
 
 class _RawAttributes(argparse.Action):
     """Keeps (kind, flag, name, text) items: values are typed after the manifest is known."""
@@ -66,9 +68,12 @@ def _typed_values(raw: list[tuple[str, str, str, str]], manifest: Mapping[str, V
 
 
 def to_json_value(value: Any, value_type: ValueType) -> Any:
-    """A value as JSON shows it: IPs as Go's net.IP prints them (ip("1.2.3.4"), 16 bytes, is 1.2.3.4),
-    timestamps RFC 3339, durations in Go syntax."""
+    """A value as JSON shows it: timestamps RFC 3339, durations in Go syntax, IPs as text that keeps their
+    length: the 4 bytes a proxy sends as `1.2.3.4`, the 16 bytes ip("1.2.3.4") gives (Go's net.ParseIP,
+    what an adapter then receives) as `::ffff:1.2.3.4`."""
     if value_type is ValueType.IP_ADDRESS and isinstance(value, bytes) and len(value) in (4, 16):
+        if len(value) == 16 and value[:12] == _V4_MAPPED:
+            return "::ffff:" + ip_text(value[12:])
         return ip_text(value)
     if isinstance(value, Timestamp):
         return value.isoformat()
