@@ -82,6 +82,7 @@ def error_json(e: ConfigError) -> dict[str, Any]:
     return {
         "file": e.file,
         "document": e.document,
+        "item": e.item,  # the index in a list document's items, or null
         "kind": e.kind,
         "resource": e.resource,
         "path": e.path,

@@ -3,7 +3,8 @@ split into YAML documents (yaml_limits.py: strict and bounded).
 
 Each document of a file is parsed on its own (a file is cut at its `---` lines), so a syntax error
 spoils only its document and is reported with its line and column; a key written twice in one mapping
-is an error too (YAML would silently keep the last one).
+is an error too (YAML would silently keep the last one). A Kubernetes list (`kind: List`, what
+`kubectl get -o yaml` writes) stands for its items, each a document of its own (lists.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from .errors import ConfigError
 from .files import DEFAULT_LIMITS, ReadLimits, Unreadable, config_files, fingerprint, read_config_file
+from .lists import list_items
 from .yaml_limits import AliasBudget, YamlLimitError, load_all
 
 __all__ = ["Document", "config_files", "fingerprint", "read_documents", "split_documents"]
@@ -30,11 +32,18 @@ _UNSPLITTABLE = re.compile(r"^(%|\.\.\.(?=[ \t]|$))", re.MULTILINE)
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One YAML document of a config file."""
+    """One YAML document of a config file, or one item of a list document."""
 
     file: str  # relative to the folder
     number: int  # 1-based within the file
     data: Any
+    item: int | None = None  # the index in the list document's `items`
+
+    @property
+    def where(self) -> str:
+        """`file (document 2)`, or `file (document 1, items[3])` for a list's item."""
+        item = f", items[{self.item}]" if self.item is not None else ""
+        return f"{self.file} (document {self.number}{item})"
 
 
 def read_documents(
@@ -97,7 +106,11 @@ def split_documents(
         for data in parsed or [None]:
             number += 1
             if data is not None:
-                docs.append(Document(file, number, data))
+                items = list_items(data, file, number, errors)
+                if items is None:
+                    docs.append(Document(file, number, data))
+                else:
+                    docs.extend(Document(file, number, item, index) for index, item in items)
     return docs
 
 

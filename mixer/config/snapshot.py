@@ -95,7 +95,9 @@ def compile_snapshot(
     snapshot = _compile(resources, adapters, default_namespace, errors, ratelimit_files)
     if errors:
         # stable: within one document, problems keep the order of the work above
-        raise ConfigRejected(sorted(errors, key=lambda e: (e.file, e.document)))
+        raise ConfigRejected(
+            sorted(errors, key=lambda e: (e.file, e.document, -1 if e.item is None else e.item))
+        )
     return snapshot
 
 
