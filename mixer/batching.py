@@ -20,9 +20,10 @@ import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .adapter import Env
+if TYPE_CHECKING:  # only a type here: mixerd.adapter re-exports this module, so importing it would cycle
+    from .adapter import Env
 
 T = TypeVar("T")
 

@@ -12,9 +12,12 @@ writing, testing and publishing one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
 
-from .adapter import AdapterInfo
+if TYPE_CHECKING:  # only a type here: mixerd.adapter re-exports hookimpl, so importing it would cycle
+    from .adapter import AdapterInfo
 
 PROJECT = "mixerd"
 

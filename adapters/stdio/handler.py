@@ -12,8 +12,7 @@ import collections
 import threading
 from collections.abc import Mapping
 
-from mixerd.adapter import Env, InstanceInfo, ValueType
-from mixerd.templates import LogEntryInstance, MetricInstance
+from mixerd.adapter import Env, InstanceInfo, LogEntryInstance, MetricInstance, ValueType
 
 from . import encode
 from .params import Level, Params
