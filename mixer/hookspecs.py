@@ -1,7 +1,7 @@
 """The adapter author's manual: the hooks a mixerd adapter plugin implements.
 
-An adapter is a Python module (or any object) with a function decorated by `mixerd.hookimpl`; mixerd
-finds it through the entry-point group `mixerd.adapters` of an installed package::
+An adapter is a Python module (or any object) with a function decorated by `mixerd.adapter.hookimpl`;
+mixerd finds it through the entry-point group `mixerd.adapters` of an installed package::
 
     [project.entry-points."mixerd.adapters"]
     myadapter = "mixerd_myadapter"

@@ -15,6 +15,7 @@ method mixerd may call on a handler is named.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from ..templates import (
@@ -90,18 +91,20 @@ class KubernetesHandler(Protocol):
 
 
 #: Template name -> the Protocol of the method that receives its instances.
-TEMPLATE_PROTOCOLS: Mapping[str, type] = {
-    "metric": MetricHandler,
-    "logentry": LogEntryHandler,
-    "tracespan": TraceSpanHandler,
-    "reportnothing": ReportNothingHandler,
-    "listentry": ListEntryHandler,
-    "checknothing": CheckNothingHandler,
-    "authorization": AuthorizationHandler,
-    "apikey": ApiKeyHandler,
-    "quota": QuotaHandler,
-    "kubernetes": KubernetesHandler,
-}
+TEMPLATE_PROTOCOLS: Mapping[str, type] = MappingProxyType(
+    {
+        "metric": MetricHandler,
+        "logentry": LogEntryHandler,
+        "tracespan": TraceSpanHandler,
+        "reportnothing": ReportNothingHandler,
+        "listentry": ListEntryHandler,
+        "checknothing": CheckNothingHandler,
+        "authorization": AuthorizationHandler,
+        "apikey": ApiKeyHandler,
+        "quota": QuotaHandler,
+        "kubernetes": KubernetesHandler,
+    }
+)
 
 # -- optional methods -------------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ def dimension_text(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, bytes | bytearray):
-        return ip_text(value) if len(value) in (4, 16) else value.hex()
+        return ip_text(bytes(value)) if len(value) in (4, 16) else value.hex()
     if isinstance(value, dict):
         return "map[" + " ".join(f"{k}:{dimension_text(v)}" for k, v in sorted(value.items())) + "]"
     if value is None:
