@@ -237,6 +237,11 @@ def _pytest(python: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[
     )
 
 
+#: Building the wheel and installing a venv from the package index takes minutes on a busy machine.
+INSTALLS = pytest.mark.timeout(900)
+
+
+@INSTALLS
 def test_the_example_passes_its_own_tests_with_only_mixerd_and_pytest(author: tuple[Path, Path]) -> None:
     python, folder = author
     done = _pytest(python, folder, "-v")
@@ -248,6 +253,7 @@ def test_the_example_passes_its_own_tests_with_only_mixerd_and_pytest(author: tu
     assert "test_two_401s_box_a_principal_for_a_minute" in passed
 
 
+@INSTALLS
 def test_the_plugin_costs_a_project_that_does_not_ask_for_it_one_small_module(
     author: tuple[Path, Path], tmp_path: Path
 ) -> None:
