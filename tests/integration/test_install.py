@@ -29,7 +29,8 @@ from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
 from mixerd.attribute import encode_attributes, encode_report
 from mixerd.server.app import READY_PATTERN, served_services
 
-pytestmark = pytest.mark.integration
+# The first test also builds the wheels and installs the venv: minutes on a busy machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 Lines = queue.Queue[str]
 EVERY_ADAPTER = Path(__file__).resolve().parents[1] / "data" / "config" / "good" / "every_builtin_adapter"
