@@ -10,6 +10,7 @@ and delivery resumes by itself when the backend returns.
 
 `send(batch)` may be a coroutine function, or a plain function; a plain one runs in a worker thread
 (it may block on a socket). Counters (`stats`): queued, sent, dropped, failed (send attempts that raised).
+Drops are logged at powers of ten, unless `log_drops` is False (the owner reports them in its own words).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .adapter import Env
+if TYPE_CHECKING:  # only a type here: mixerd.adapter re-exports this module, so importing it would cycle
+    from .adapter import Env
 
 T = TypeVar("T")
 
@@ -51,6 +53,7 @@ class BatchQueue(Generic[T]):
         flush_interval: float = 1.0,
         retry_initial: float = 0.1,
         retry_max: float = 10.0,
+        log_drops: bool = True,
         name: str = "",
     ) -> None:
         if capacity < 1 or batch_size < 1:
@@ -63,6 +66,7 @@ class BatchQueue(Generic[T]):
         self.flush_interval = flush_interval
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        self._log_drops = log_drops
         self.stats = BatchStats()
         self._items: deque[T] = deque()
         self._wake = asyncio.Event()
@@ -100,7 +104,7 @@ class BatchQueue(Generic[T]):
     def _drop(self, n: int) -> None:
         self.stats.dropped += n
         # Log at powers of ten so a long outage does not flood the log.
-        if self.stats.dropped >= max(1, self._dropped_logged * 10):
+        if self._log_drops and self.stats.dropped >= max(1, self._dropped_logged * 10):
             self._dropped_logged = self.stats.dropped
             self._env.logger.warning(
                 "%s: delivery queue full (%d items); %d dropped so far",

@@ -14,9 +14,7 @@ import contextlib
 import threading
 from collections.abc import Mapping
 
-from mixerd.adapter import Env, InstanceInfo, ValueType
-from mixerd.batching import BatchQueue, SendProgress
-from mixerd.templates import LogEntryInstance
+from mixerd.adapter import BatchQueue, Env, InstanceInfo, LogEntryInstance, SendProgress, ValueType
 
 from . import record
 from .params import Params, split_address

@@ -16,9 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from mixerd.adapter import Env
-from mixerd.batching import BatchQueue, SendProgress
-from mixerd.templates import TraceSpanInstance
+from mixerd.adapter import BatchQueue, Env, SendProgress, TraceSpanInstance
 
 from .exporter import Exporter
 from .params import Params, zipkin_to_otlp

@@ -21,12 +21,12 @@ from mixerd.adapter import (
     Duration,
     Env,
     QuotaArgs,
+    QuotaInstance,
     QuotaResult,
     RateLimitCall,
     RateLimitResult,
+    dimension_texts,
 )
-from mixerd.templates import QuotaInstance
-from mixerd_adapters.memquota import dimension_text
 
 from .address import parse_address
 from .cache import AnsweredIds, ExhaustedBuckets
@@ -299,7 +299,7 @@ class RedisQuota:
                 results[i] = QuotaResult(0, Duration(0), Code.UNAVAILABLE, message)
 
     def _bucket(self, quota: Quota, instance: QuotaInstance) -> Bucket:
-        dims = tuple(sorted((k, dimension_text(v)) for k, v in instance.dimensions.items()))
+        dims = dimension_texts(instance.dimensions)
         key = (quota.name, dims)
         bucket = self._buckets.get(key)
         if bucket is None:

@@ -18,10 +18,7 @@ from typing import Any
 
 from statsd.client.base import PipelineBase, StatsClientBase
 
-from mixerd.adapter import Env
-from mixerd.attribute.values import Duration, Timestamp
-from mixerd.batching import BatchQueue, SendProgress
-from mixerd.templates import MetricInstance
+from mixerd.adapter import BatchQueue, Duration, Env, MetricInstance, SendProgress, Timestamp
 
 from .params import MAX_UDP_PAYLOAD, MetricType, Params, split_address
 from .template import NameTemplate, parse

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ..adapter import CheckResult, Code, QuotaArgs, QuotaResult
+from ..adapter import HANDLE_QUOTAS, CheckResult, Code, QuotaArgs, QuotaResult
 from ..attribute import AttributeBag, RawReferences
 from ..lang import EvaluationError
 from ..server.dispatch import (
@@ -327,7 +327,7 @@ class RuntimeDispatcher:
                     results = await results
             if not isinstance(results, Sequence) or len(results) != len(calls):
                 got = f"{len(results)} results" if isinstance(results, Sequence) else type(results).__name__
-                raise TypeError(f"handle_quotas answered {got} for {len(calls)} quotas")
+                raise TypeError(f"{HANDLE_QUOTAS} answered {got} for {len(calls)} quotas")
         except Exception as e:
             for call in calls:
                 self._quota_failed(call, e)

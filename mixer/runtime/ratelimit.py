@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..adapter import Code, Duration, RateLimit, RateLimitCall, RateLimitResult
+from ..adapter import HANDLE_RATE_LIMITS, Code, Duration, RateLimit, RateLimitCall, RateLimitResult
 from ..config.ratelimit_model import (
     MAX_REQUESTS_PER_UNIT,
     UNIT_NAMES,
@@ -127,7 +127,7 @@ def bind_rate_limits(
     out = {}
     for name, domain in domains.items():
         handler = handlers[domain.handler]
-        out[name] = RateLimitRoute(domain, handler, handler.batch_method("handle_rate_limits"))
+        out[name] = RateLimitRoute(domain, handler, handler.batch_method(HANDLE_RATE_LIMITS))
     return out
 
 
@@ -290,7 +290,7 @@ class RateLimiter:
     ) -> list[RateLimitResult]:
         handler = route.handler
         if route.method is None:
-            why = handler.failure or f"{type(handler.handler).__name__} has no method handle_rate_limits"
+            why = handler.failure or f"{type(handler.handler).__name__} has no method {HANDLE_RATE_LIMITS}"
             raise RateLimitFailed(f"handler {handler.fqn} is unavailable: {why}")
         method, is_async = route.method
         deadline = self._deadline(timeout)
@@ -306,13 +306,13 @@ class RateLimiter:
         if not isinstance(results, Sequence) or len(results) != len(calls):
             got = f"{len(results)} results" if isinstance(results, Sequence) else type(results).__name__
             raise RateLimitFailed(
-                f"handler {handler.fqn}: handle_rate_limits answered {got} for {len(calls)} limits"
+                f"handler {handler.fqn}: {HANDLE_RATE_LIMITS} answered {got} for {len(calls)} limits"
             )
         for result in results:
             if not isinstance(result, RateLimitResult):
                 kind = type(result).__name__
                 raise RateLimitFailed(
-                    f"handler {handler.fqn}: handle_rate_limits returned {kind}, not a RateLimitResult"
+                    f"handler {handler.fqn}: {HANDLE_RATE_LIMITS} returned {kind}, not a RateLimitResult"
                 )
         return list(results)
 

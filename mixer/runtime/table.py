@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..adapter import Variety
+from ..adapter import HANDLE_QUOTAS, Variety
 from ..attribute import AttributeBag
 from ..config.instances import InstanceBuilder
 from ..config.snapshot import HeaderOperationConfig, RuleConfig, Snapshot
@@ -100,7 +100,7 @@ def _routes(rules: list[RuleConfig], snapshot: Snapshot, handlers: Mapping[str, 
                     method, is_async = handler.method(template.name)
                     dest = destinations[key] = Destination(handler, template, method, is_async)
                     if template.variety is Variety.QUOTA:
-                        dest.batch = handler.batch_method("handle_quotas")
+                        dest.batch = handler.batch_method(HANDLE_QUOTAS)
                     if template.variety is not Variety.QUOTA:
                         by_variety[template.variety].append(dest)
                 if template.variety is Variety.QUOTA:

@@ -29,7 +29,7 @@ from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
 from mixerd.attribute import encode_attributes, encode_report
 from mixerd.server.app import READY_PATTERN, served_services
 
-# Building and installing into a fresh venv takes minutes on a busy machine (the first test pays for it).
+# The first test also builds the wheels and installs the venv: minutes on a busy machine.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 Lines = queue.Queue[str]

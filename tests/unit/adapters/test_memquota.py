@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mixerd.adapter import AdapterInfo, Duration, Env, InstanceInfo, QuotaArgs, QuotaResult
+from mixerd.adapter import AdapterInfo, Duration, Env, InstanceInfo, QuotaArgs, QuotaResult, dimension_text
 from mixerd.attribute.values import Timestamp
 from mixerd.params import ParamsError, read_params
 from mixerd.templates import QuotaInstance
 from mixerd_adapters import memquota
-from mixerd_adapters.memquota import Params, UnknownQuota, dimension_text, validate
+from mixerd_adapters.memquota import Params, UnknownQuota, validate
 
 MS = 1_000_000
 S = 1_000_000_000

@@ -1,11 +1,16 @@
-"""Sample attribute bags shaped like what Istio proxies send, for tests, benchmarks and examples."""
+"""Test helpers shipped for adapter authors: sample attribute bags (here), the lifecycle conformance
+checks (`mixerd.testing.conformance`) and pytest fixtures (`mixerd.testing.fixtures`, turned on as
+`mixerd.pytest_plugin` says).
+
+Sample bags are shaped like what Istio proxies send, for tests, benchmarks and examples.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 from typing import Any
 
-from .attribute.values import Duration, Timestamp
+from ..attribute.values import Duration, Timestamp
 
 
 def typical_http_bag(n: int = 0) -> dict[str, Any]:
