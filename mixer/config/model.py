@@ -11,6 +11,7 @@ from ..attribute import BUILTIN_MANIFEST, AttributeManifest
 from ..lang import CompiledExpression
 from .instances import InstanceBuilder
 from .ratelimit_model import RateLimitDomain
+from .secrets import ReadSecret
 
 DEFAULT_NAMESPACE = "istio-system"
 
@@ -63,6 +64,8 @@ class Snapshot:
     default_namespace: str = DEFAULT_NAMESPACE
     resources_by_kind: Mapping[str, int] = field(default_factory=dict)  # kinds as written
     rate_limit_domains: Mapping[str, RateLimitDomain] = field(default_factory=dict)  # by domain
+    #: The secret files handler params referred to (`${file:...}`), as they were when read.
+    secret_files: tuple[ReadSecret, ...] = ()
 
 
 EMPTY_SNAPSHOT = Snapshot(BUILTIN_MANIFEST, {}, {}, ())

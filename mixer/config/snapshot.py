@@ -42,6 +42,7 @@ from .ratelimit_files import MEMORY_HANDLER, RateLimitFiles, compile_ratelimit_f
 from .ratelimits import RateLimitContext, compile_ratelimits
 from .resources import HANDLER, INSTANCE, MANIFEST, RATELIMIT, RULE, Resource, parse_resources
 from .rules import RuleContext, compile_rule
+from .secrets import ReadSecret
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -120,9 +121,10 @@ def _compile(
 
     manifest = compile_manifests(by_role[MANIFEST], errors)
     handlers: dict[str, CompiledHandler] = {}
+    secrets: dict[str, ReadSecret] = {}
     for r in by_role[HANDLER]:
         problems: list[Problem] = []
-        handler = compile_handler(r, adapters, problems) if r.spec_ok else None
+        handler = compile_handler(r, adapters, problems, secrets) if r.spec_ok else None
         report(r, problems)
         if handler is not None:
             handlers[r.fqn] = handler
@@ -165,6 +167,7 @@ def _compile(
         default_namespace,
         dict(sorted(counts.items())),
         dict(sorted(domains.items())),
+        tuple(secrets[path] for path in sorted(secrets)),
     )
 
 

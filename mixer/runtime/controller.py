@@ -18,6 +18,7 @@ from pathlib import Path
 from ..adapter import AdapterInfo, Clock
 from ..config import ConfigError, ConfigRejected, ReadLimits, Snapshot, fingerprint, load_snapshot
 from ..config.ratelimit_files import files_of
+from ..config.secrets import file_state
 from ..config.snapshot import DEFAULT_NAMESPACE, EMPTY_SNAPSHOT
 from ..settings import Settings
 from .handlers import BuiltHandler, build_handler
@@ -88,10 +89,12 @@ class Runtime:
         )
 
     def _fingerprint(self) -> tuple[object, ...]:
-        """What `watch` compares: the config folder's fingerprint, and the ratelimit_config folder's."""
+        """What `watch` compares: the config folder's fingerprint, the ratelimit_config folder's, and the
+        state of the secret files the config in force read (a rotated Secret reloads the config)."""
         assert self.folder is not None
         extra = self.settings.ratelimit_config
-        return (fingerprint(self.folder), fingerprint(Path(extra)) if extra is not None else ())
+        secrets = tuple((s.path, file_state(s.path)) for s in self.table.snapshot.secret_files)
+        return (fingerprint(self.folder), fingerprint(Path(extra)) if extra is not None else (), secrets)
 
     async def reload(self) -> bool:
         """Load the folder again and put it in force; False (logged, counted) when it is rejected."""
@@ -142,6 +145,8 @@ class Runtime:
                 await self._close(handler)
             raise
         self._swap(table, old, list(handlers.values()))
+        if self._read is not None:  # the secrets as this config read them: a later change reloads it
+            self._read = (*self._read[:2], tuple((f.path, f.state) for f in snapshot.secret_files))
         self.stats.config_loads += 1
         self.stats.handler_reuses += reused
         self.stats.resources = dict(snapshot.resources_by_kind)

@@ -587,6 +587,38 @@ def test_sentinel_finds_the_master(tmp_path: Path) -> None:
     assert grants == [2, 1, 0]
 
 
+def test_the_password_comes_from_a_secret_file_and_a_rotation_reloads(tmp_path: Path) -> None:
+    """`${file:...}` in the URL, as a Kubernetes Secret mounted in the pod gives it: the config never
+    holds the password, and when the Secret (and Redis's password) change the config is read again."""
+    secret = tmp_path / "secret" / "redis-password"
+    secret.parent.mkdir()
+    secret.write_text("first-s3cret\n")
+    with redis_peers.RedisServer(tmp_path / "redis", password="first-s3cret") as server:
+        url = f"redis://:${{file:{secret}}}@{server.address}"
+        folder = _write(tmp_path / "config", _config(url, quotas=[FIXED], timeout="5s"))
+        assert "s3cret" not in (folder / "quota.yaml").read_text()
+        runtime = Runtime(adapters(), folder=folder)
+        with (
+            run_mixer(runtime, config_poll_interval=0.05) as mixer,
+            grpc.insecure_channel(mixer.address) as ch,
+        ):
+            stub = mixer_pb2_grpc.MixerStub(ch)
+            response = stub.Check(_check_request("ann", {"fixed": (1, False)}, "s1"))
+            assert _grants(response)["fixed"][0] == 1
+            time.sleep(0.5)  # ten polls of an unchanged folder and secret: nothing is read again
+            assert runtime.stats.config_loads == 1
+            with server.client() as client:
+                client.config_set("requirepass", "second-s3cret")
+                # Connections made with the old password go too: only the new one opens Redis now.
+                client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            secret.write_text("second-s3cret\n")  # the kubelet updates the Secret's file
+            reloaded = lambda: runtime.stats.config_loads == 2  # noqa: E731
+            redis_peers.wait_until(reloaded, 10, "the reload after the rotation")
+            response = stub.Check(_check_request("bob", {"fixed": (1, False)}, "s2"))
+            assert _grants(response)["fixed"][0] == 1  # counted in Redis with the new password
+            assert _grants(response)["fixed"][2] == 0
+
+
 def test_tls_with_a_password_and_a_database(tmp_path: Path) -> None:
     tls = redis_peers.make_tls_files(tmp_path / "tls")
     with redis_peers.RedisServer(tmp_path / "redis", password="s3cret", tls=tls) as server:
