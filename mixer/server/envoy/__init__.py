@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from ...runtime import Runtime
 from ...settings import Settings
 from ..dispatch import Dispatcher
+from .accesslog_streams import StreamRegistry
 
 
 @dataclass
@@ -34,6 +35,8 @@ class FrontEndContext:
     #: Set when the server starts to stop: long-lived streams (Envoy's access logs) end then, so the
     #: proxy reconnects to another replica at once instead of holding shutdown for the whole grace.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Envoy's access-log streams open now (the admin page lists them).
+    access_log_streams: StreamRegistry = field(default_factory=StreamRegistry)
 
 
 def add_envoy_services(server: grpc.aio.Server, context: FrontEndContext) -> list[str]:
