@@ -361,7 +361,7 @@ def test_redis_killed_mid_run_check_answers_in_time_and_recovers(tmp_path: Path,
 def _mixerd_serve(folder: Path, log: Path) -> Iterator[str]:
     """A `mixerd serve` process on free ports; yields its gRPC address; SIGTERM on exit."""
     with open(log, "wb") as errors:
-        ports = ["--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0"]
+        ports = ["--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0", "--admin-port", "0"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "mixerd", "serve", *ports, "--config", str(folder)],
             stdout=subprocess.PIPE,

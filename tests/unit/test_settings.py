@@ -87,3 +87,11 @@ def test_serve_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = from_namespace(args)
     assert (settings.port, settings.monitoring_port) == (0, 15999)
     assert callable(args.run)
+
+
+def test_the_admin_port_is_local_by_default_and_minus_one_turns_it_off() -> None:
+    assert (Settings().admin_port, Settings().admin_address) == (9876, "127.0.0.1")
+    assert parse(["--admin-port", "-1"], {}).admin_port == -1
+    assert parse([], {"MIXERD_ADMIN_PORT": "0", "MIXERD_ADMIN_ADDRESS": "::1"}).admin_address == "::1"
+    with pytest.raises(SystemExit):
+        parse(["--admin-port", "-2"], {})

@@ -21,7 +21,7 @@ from mixerd.server.app import start
 from mixerd.settings import Settings
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
-SETTINGS = Settings(address="127.0.0.1", port=0, monitoring_port=0, shutdown_grace=0.0)
+SETTINGS = Settings(address="127.0.0.1", port=0, monitoring_port=0, admin_port=-1, shutdown_grace=0.0)
 SECOND = 1_000_000_000
 UNAUTHENTICATED = 16
 
