@@ -61,7 +61,9 @@ def redis_server(tmp_path: Path) -> Iterator[Any]:
 
 def _config(url: str, *, quotas: list[dict[str, Any]], handler: str = "rq", **params: Any) -> str:
     """A redisquota handler with `quotas`, an instance per quota (dimension `user` from x-user), and a
-    rule sending them all to it."""
+    rule sending them all to it. Redis gets 2 s unless a test times it: on a loaded machine, reaching a
+    Cluster or a TLS server with a password takes longer than the default 100 ms."""
+    params = {"timeout": "2s", **params}
     docs = [
         {
             "apiVersion": "config.istio.io/v1alpha2",
