@@ -33,7 +33,19 @@ from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes
 from mixerd.testing import typical_http_bag
 
-MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+MIXERD = [
+    "-m",
+    "mixerd",
+    "serve",
+    "--port",
+    "0",
+    "--monitoring-port",
+    "0",
+    "--admin-port",
+    "0",
+    "--address",
+    "127.0.0.1",
+]
 READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
 _HEAD = "apiVersion: config.istio.io/v1alpha2\n"
 

@@ -9,8 +9,9 @@ dropped and counted. So a backend that is down costs memory up to `capacity` ite
 and delivery resumes by itself when the backend returns.
 
 `send(batch)` may be a coroutine function, or a plain function; a plain one runs in a worker thread
-(it may block on a socket). Counters (`stats`): queued, sent, dropped, failed (send attempts that raised).
-Drops are logged at powers of ten, unless `log_drops` is False (the owner reports them in its own words).
+(it may block on a socket). Counters (`stats`): queued, sent, dropped, failed (send attempts that raised);
+`delivery_state()` says how full the queue is now and what the last failed send said. Drops are logged at
+powers of ten, unless `log_drops` is False (the owner reports them in its own words).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class BatchQueue(Generic[T]):
         self._idle.set()
         self._closing = False
         self._dropped_logged = 0
+        self._last_error = ""
+        self._last_error_at = 0  # env clock ns
         self._task = env.spawn(self._run, name=name or f"{env.handler} delivery")
 
     def __len__(self) -> int:
@@ -83,6 +86,17 @@ class BatchQueue(Generic[T]):
         """The counters as a handler's `delivery_stats()` publishes them (queued, sent, dropped, failed)."""
         s = self.stats
         return {"queued": s.queued, "sent": s.sent, "dropped": s.dropped, "failed": s.failed}
+
+    def delivery_state(self) -> dict[str, Any]:
+        """The queue now, as a handler's `delivery_state()` publishes it (the admin page shows it): items
+        waiting (`depth`) out of `capacity`, and the last failed send's error and when (clock ns; kept
+        after sends succeed again, "" and 0 before any failure)."""
+        return {
+            "depth": len(self._items),
+            "capacity": self.capacity,
+            "last_error": self._last_error,
+            "last_error_at": self._last_error_at,
+        }
 
     # -- the request side: never waits ------------------------------------------------------------
 
@@ -137,6 +151,8 @@ class BatchQueue(Generic[T]):
             except Exception as e:
                 self.stats.failed += 1
                 failures += 1
+                self._last_error = f"{type(e).__name__}: {e}"
+                self._last_error_at = self._env.clock()
                 if failures in _LOGGED_FAILURES or failures % 1000 == 0:  # an outage logs a handful of lines
                     self._env.logger.warning(
                         "%s: sending %d items failed (%d attempts so far; retry in %.1fs): %s",

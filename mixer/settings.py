@@ -22,6 +22,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _port_or_off(text: str) -> int:
+    value = int(text)
+    if not -1 <= value <= 65535:
+        raise ValueError(f"port {value} is outside 0..65535 (or -1 for none)")
+    return value
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -152,6 +159,21 @@ class Settings:
     monitoring_port: int = _setting(
         15014, _port, "HTTP port for mixerd's own /metrics, /version, /healthz, /readyz; 0 picks one", "PORT"
     )
+    # -- admin: the introspection page (docs/admin.md) --
+    admin_port: int = _setting(
+        9876,
+        _port_or_off,
+        "HTTP port of the admin page (config in force, routes, handlers, quotas; ControlZ's port); "
+        "0 picks a free port, -1 turns it off",
+        "PORT",
+    )
+    admin_address: str = _setting(
+        "127.0.0.1",
+        str,
+        "address the admin page binds to: it shows the config and internals, so local unless opened",
+        "HOST",
+    )
+    # -- end of admin --
     prometheus_port: int = _setting(
         42422,
         _port,

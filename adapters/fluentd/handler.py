@@ -99,6 +99,10 @@ class FluentdHandler:
         """The delivery queue's counters, in entries: queued, sent, dropped (buffer full), failed (pushes)."""
         return self._queue.delivery_stats()
 
+    def delivery_state(self) -> Mapping[str, object]:
+        """The delivery queue now: depth, capacity, the last failed send's error and when (admin page)."""
+        return self._queue.delivery_state()
+
     async def flush(self, timeout: float = 5.0) -> bool:
         """Push what is queued now (True), or give up after `timeout` seconds (False)."""
         return await self._queue.flush(timeout)

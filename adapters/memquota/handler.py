@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mixerd.adapter import (
     Dimensions,
@@ -102,6 +103,41 @@ class MemQuota:
     def handle_rate_limits(self, calls: Sequence[RateLimitCall]) -> list[RateLimitResult]:
         """Envoy's rate limits (a ratelimitconfig naming this handler), counted in memory."""
         return self._rate_limits.handle(calls)
+
+    def top_counters(self, limit: int = 10) -> dict[str, Any]:
+        """The `limit` busiest counters (most used now) of quotas and of Envoy's rate limits, and how
+        many there are; read-only, for the admin page (which asks from its own thread)."""
+        tick = self._clock() // TICK_NS
+        quotas = []
+        for (name, dims), bucket in list(self._buckets.items()):
+            used = bucket.used if bucket.window is None else bucket.window.peek(tick)
+            if used > 0:
+                quotas.append((used, name, dims, bucket))
+        rows = [
+            {
+                "instance": name,
+                "dimensions": dict(dims),
+                "used": used,
+                "max_amount": bucket.max_amount,
+                "valid_duration": str(bucket.valid_duration) if bucket.window is not None else "",
+            }
+            for used, name, dims, bucket in sorted(quotas, key=lambda row: -row[0])[:limit]
+        ]
+        rate_limits = [
+            {
+                "domain": key[0],
+                "entries": [list(entry) for entry in key[1]],
+                "used": hits,
+                "window": str(Duration(key[2])),
+            }
+            for key, hits in self._rate_limits.busiest(limit)
+        ]
+        return {
+            "quota_counters": len(self._buckets),
+            "quota": rows,
+            "rate_limit_counters": len(self._rate_limits),
+            "rate_limit": rate_limits,
+        }
 
     def close(self) -> None:
         self._rate_limits.clear()

@@ -107,6 +107,10 @@ class OtlpHandler:
         """The delivery queue's counters, in spans: queued, sent, dropped (queue full), failed (exports)."""
         return self._queue.delivery_stats()
 
+    def delivery_state(self) -> Mapping[str, object]:
+        """The delivery queue now: depth, capacity, the last failed send's error and when (admin page)."""
+        return self._queue.delivery_state()
+
     def span_counts(self) -> Mapping[str, int]:
         """Instances that gave no span: untraced, sampled_out, invalid. (No `rejected`: the exporter
         does not pass on a receiver's refusal or partial success, see exporter.py.)"""

@@ -154,6 +154,10 @@ class StatsdHandler:
         """The delivery queue's counters, in lines: queued, sent, dropped (queue full), failed (sends)."""
         return self._queue.delivery_stats()
 
+    def delivery_state(self) -> Mapping[str, object]:
+        """The delivery queue now: depth, capacity, the last failed send's error and when (admin page)."""
+        return self._queue.delivery_state()
+
     async def flush(self, timeout: float = 5.0) -> bool:
         """Send what is queued now (True), or give up after `timeout` seconds (False)."""
         return await self._queue.flush(timeout)

@@ -1,7 +1,8 @@
-"""`mixerd serve`: run the Mixer gRPC API and the monitoring HTTP server until SIGTERM or SIGINT.
+"""`mixerd serve`: run the Mixer gRPC API, the monitoring HTTP server and the admin page until SIGTERM or
+SIGINT.
 
-Once both servers listen it prints two lines to stdout (format: mixerd.server.app), and on SIGTERM or
-SIGINT it stops taking calls, lets in-flight ones finish within --shutdown-grace and exits 0.
+Once every server listens it prints one line for each to stdout (format: mixerd.server.app), and on
+SIGTERM or SIGINT it stops taking calls, lets in-flight ones finish within --shutdown-grace and exits 0.
 Exit codes: 0 after a clean stop; 1 when a port cannot be bound; 2 for bad settings.
 """
 
@@ -25,8 +26,8 @@ def add_parser(subparsers: Any) -> None:
         "serve",
         help="run the istio.mixer.v1 gRPC server",
         description="Serve istio.mixer.v1.Mixer Check and Report, plus gRPC health and reflection, and "
-        "mixerd's own /metrics, /version, /healthz and /readyz over HTTP. Every flag can also be set "
-        "with the environment variable shown in its help.",
+        "mixerd's own /metrics, /version, /healthz and /readyz over HTTP, and a local admin page "
+        "(docs/admin.md). Every flag can also be set with the environment variable shown in its help.",
     )
     _settings.add_arguments(parser)
     parser.set_defaults(run=run)

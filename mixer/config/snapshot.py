@@ -11,8 +11,9 @@ by file and document.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,17 @@ from .fields import Problem, read_fields
 from .files import DEFAULT_LIMITS, ReadLimits
 from .handlers import CompiledHandler, compile_handler
 from .instances import ExpressionCache, InstanceBuilder, compile_instance
-from .loader import Document, read_documents
+from .loader import Document, FileRead, read_folder
 from .manifests import compile_manifests
 from .model import (
     DEFAULT_NAMESPACE,
     EMPTY_SNAPSHOT,
     HEADER_OPERATIONS,
     ActionConfig,
+    ConfigSources,
     HandlerConfig,
     HeaderOperationConfig,
+    ResourceSource,
     RuleConfig,
     Snapshot,
 )
@@ -70,13 +73,15 @@ def load_snapshot(
 ) -> Snapshot:
     """The folder's config compiled (with envoyproxy/ratelimit's files, when read); ConfigRejected
     lists every problem."""
-    documents, errors = read_documents(Path(folder), limits)
+    read = read_folder(Path(folder), limits)
     return compile_snapshot(
-        documents,
+        read.documents,
         adapters,
         default_namespace=default_namespace,
-        errors=errors,
+        errors=read.errors,
         ratelimit_files=ratelimit_files,
+        folder=str(folder),
+        files=read.files,
     )
 
 
@@ -87,8 +92,11 @@ def compile_snapshot(
     default_namespace: str = DEFAULT_NAMESPACE,
     errors: list[ConfigError] | None = None,
     ratelimit_files: RateLimitFiles | None = None,
+    folder: str = "",
+    files: Sequence[FileRead] = (),
 ) -> Snapshot:
-    """`documents` compiled; ConfigRejected lists every problem (with those in `errors`, from reading)."""
+    """`documents` compiled; ConfigRejected lists every problem (with those in `errors`, from reading).
+    `folder` and `files` (what was read) are kept in the snapshot's `sources`, with every resource."""
     errors = list(errors or [])
     resources = parse_resources(
         documents, default_namespace=default_namespace, adapters=adapters, templates=TEMPLATES, errors=errors
@@ -99,7 +107,11 @@ def compile_snapshot(
         raise ConfigRejected(
             sorted(errors, key=lambda e: (e.file, e.document, -1 if e.item is None else e.item))
         )
-    return snapshot
+    written = tuple(
+        ResourceSource(r.kind, r.name, r.namespace, r.document.file, r.document.number, r.document.text)
+        for r in resources
+    )
+    return dataclasses.replace(snapshot, sources=ConfigSources(folder, tuple(files), written))
 
 
 def _compile(

@@ -53,6 +53,8 @@ class Runtime:
         self.drain_timeout = drain_timeout
         self.table = RoutingTable(EMPTY_SNAPSHOT, {})
         self.last_rejection: ConfigRejected | None = None
+        self.last_rejection_at = 0  # clock ns when it was rejected
+        self.loaded_at = 0  # clock ns when the config in force was put in force
         self._generation = 0
         self._closing: set[asyncio.Task[None]] = set()
         # Replaced tables that may still have requests in flight (a table gets no new requests once
@@ -107,6 +109,7 @@ class Runtime:
                 self.stats.config_rejections += 1
                 self.stats.config_errors = len(e.errors)
                 self.last_rejection = e
+                self.last_rejection_at = self.clock()
                 _log.error("%s; the previous config keeps serving", e)
                 return False
             await self._apply(snapshot)
@@ -151,6 +154,7 @@ class Runtime:
         self.stats.handler_reuses += reused
         self.stats.resources = dict(snapshot.resources_by_kind)
         self.last_rejection = None
+        self.loaded_at = self.clock()
         _log.info(
             "config %d in force: %d rules, %d handlers (%d reused), %d instances",
             self._generation,

@@ -1,22 +1,25 @@
 """Assembling mixerd's servers: the grpc.aio server (Mixer API, health, reflection) and monitoring HTTP.
 
 `start(settings)` binds and starts everything and returns a `RunningServer` with the real ports; `mixerd
-serve` and the test fixtures both use it. Once both servers listen, `RunningServer.ready_lines()` gives
-the two lines `mixerd serve` prints to stdout (tools and benchmarks parse them):
+serve` and the test fixtures both use it. Once every server listens, `RunningServer.ready_lines()` gives
+the lines `mixerd serve` prints to stdout (tools and benchmarks parse them):
 
     mixerd: serving istio.mixer.v1.Mixer, envoy.service.auth.v3.Authorization, ... on <host>:<port>
     mixerd: monitoring on http://<host>:<port>
+    mixerd: admin on http://<host>:<port>
 
 The first names every API served on the gRPC port, Mixer's first, then Envoy's (ext_authz, rate limit,
-access log), comma-separated. `<host>` is the bind address as given (IPv6 in brackets) and `<port>` the
-bound port, also when 0 was asked for. Parse them with `READY_PATTERN`, whose groups are (what, host,
-port); `served_services()` splits the first line's "what" into the service names.
+access log), comma-separated. The third is the admin page (admin/, docs/admin.md), on its own address
+(`admin_address`); it is left out when `admin_port` is -1. `<host>` is the bind address as given (IPv6
+in brackets) and `<port>` the bound port, also when 0 was asked for. Parse them with `READY_PATTERN`,
+whose groups are (what, host, port); `served_services()` splits the first line's "what" into the
+service names.
 
 TLS leaves the gRPC line as it is and makes the monitoring one `https://` (the pattern takes both); how
 each port is secured is logged to stderr (tls.py: certificates re-read when their files change).
 
 Shutdown (`RunningServer.stop`): health turns NOT_SERVING and /readyz 503, the gRPC server stops taking
-calls and gives in-flight ones `grace` seconds, then the monitoring server closes.
+calls and gives in-flight ones `grace` seconds, then the monitoring and admin servers close.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from ..plugins import PluginError, load_adapters
 from ..runtime import Runtime, RuntimeCollector, RuntimeDispatcher
 from ..runtime.offload import run_detached
 from ..settings import Settings
+from .admin import AdminApp, AdminContext, AdminServer
 from .dispatch import Dispatcher
 from .envoy import FrontEndContext, add_envoy_services
 from .mixer_api import SERVICE_NAME, MixerApi
@@ -48,14 +52,14 @@ from .stats import Stats, make_registry
 from .tls import ReloadingTls, TlsError, grpc_credentials
 from .tls import from_settings as tls_from_settings
 
-#: Matches either ready line; groups: "serving <service>, <service>, ..." or "monitoring", host, port.
+#: Matches any ready line; groups: "serving <service>, <service>, ...", "monitoring" or "admin", host, port.
 READY_PATTERN = re.compile(
-    r"^mixerd: (serving \S+(?:, \S+)*|monitoring) on (?:https?://)?(\[[^\]]+\]|[^\s:]+):(\d+)$"
+    r"^mixerd: (serving \S+(?:, \S+)*|monitoring|admin) on (?:https?://)?(\[[^\]]+\]|[^\s:]+):(\d+)$"
 )
 
 
 def served_services(what: str) -> list[str]:
-    """The service names of a ready line's "serving A, B, ..." group ([] for the monitoring line)."""
+    """The service names of a ready line's "serving A, B, ..." group ([] for the other lines)."""
     prefix = "serving "
     return what.removeprefix(prefix).split(", ") if what.startswith(prefix) else []
 
@@ -100,6 +104,7 @@ class RunningServer:
     _health: health.aio.HealthServicer = field(repr=False)
     _monitoring_app: MonitoringApp = field(repr=False)
     _monitoring: MonitoringServer = field(repr=False)
+    _admin: AdminServer | None = field(default=None, repr=False)
     _watcher: asyncio.Task[None] | None = field(default=None, repr=False)
     _retrier: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -119,12 +124,26 @@ class RunningServer:
     def monitoring_url(self) -> str:
         return f"{self._monitoring.scheme}://{host_port(self.host, self.monitoring_port)}"
 
+    @property
+    def admin_port(self) -> int | None:
+        """The admin page's bound port; None when it is off (admin_port -1)."""
+        return self._admin.port if self._admin is not None else None
+
+    @property
+    def admin_url(self) -> str | None:
+        if self._admin is None:
+            return None
+        return f"{self._admin.scheme}://{host_port(self.settings.admin_address, self._admin.port)}"
+
     def ready_lines(self) -> list[str]:
-        """The two lines `mixerd serve` prints once serving (format in the module docstring)."""
-        return [
+        """The lines `mixerd serve` prints once serving (format in the module docstring)."""
+        lines = [
             f"mixerd: serving {', '.join(self.services)} on {self.address}",
             f"mixerd: monitoring on {self.monitoring_url}",
         ]
+        if self.admin_url is not None:
+            lines.append(f"mixerd: admin on {self.admin_url}")
+        return lines
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop serving; in-flight calls get `grace` seconds (default settings.shutdown_grace). Idempotent."""
@@ -147,6 +166,8 @@ class RunningServer:
             await self.runtime.close()
         # shutdown() waits for the serving thread's next poll; keep the event loop free meanwhile.
         await asyncio.to_thread(self._monitoring.stop)
+        if self._admin is not None:
+            await asyncio.to_thread(self._admin.stop)
 
     async def wait_for_termination(self) -> None:
         await self._grpc.wait_for_termination()
@@ -184,6 +205,13 @@ def _log_tls(grpc_at: str, grpc_tls: ReloadingTls | None, monitoring_tls: Reload
     for port, tls in ((f"gRPC on {grpc_at}", grpc_tls), ("monitoring", monitoring_tls)):
         if tls is not None:
             logging.getLogger(__name__).info("%s: %s", port, tls.describe())
+
+
+def _admin_server(settings: Settings, context: AdminContext) -> AdminServer | None:
+    """The admin page's server, bound but not started; None when it is off (admin_port -1)."""
+    if settings.admin_port < 0:
+        return None
+    return AdminServer(AdminApp(context), settings.admin_address, settings.admin_port)
 
 
 async def _start_runtime(settings: Settings) -> Runtime:
@@ -255,6 +283,18 @@ async def start(
             await runtime.close()
         where = host_port(settings.address, settings.monitoring_port)
         raise StartError(f"cannot listen for monitoring on {where}: {e}") from None
+    admin_context = AdminContext(runtime, settings)
+    try:
+        admin = _admin_server(settings, admin_context)
+    except OSError as e:
+        monitoring.stop()
+        if runtime is not None:
+            await runtime.close()
+        where = host_port(settings.admin_address, settings.admin_port)
+        raise StartError(
+            f"cannot listen for the admin page on {where}: {e} "
+            "(--admin-port 0 picks a free port, -1 turns the page off)"
+        ) from None
 
     server = grpc.aio.server(options=_grpc_options(settings))
     # A Report may not carry more attribute values than a message of the largest size could carry
@@ -262,6 +302,7 @@ async def start(
     MixerApi(dispatcher, stats, max_report_values=settings.max_message_size // 4).add_to_server(server)
     front_end = FrontEndContext(dispatcher, runtime, registry, settings)
     envoy_services = add_envoy_services(server, front_end)
+    admin_context.streams = front_end.access_log_streams
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     served = (SERVICE_NAME, *envoy_services, _HEALTH_SERVICE, reflection.SERVICE_NAME)
@@ -281,12 +322,18 @@ async def start(
         monitoring.stop()
         for close in front_end.closers:
             await close()
+        if admin is not None:
+            admin.stop()
         if runtime is not None:
             await runtime.close()
         raise StartError(f"cannot listen for gRPC on {where}: {reason}")
 
     await server.start()
     monitoring.start()
+    admin_context.grpc_address = host_port(settings.address, port)
+    admin_context.started_at = admin_context.clock()
+    if admin is not None:
+        admin.start()
     _log_tls(host_port(settings.address, port), grpc_tls, monitoring_tls)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -311,6 +358,7 @@ async def start(
         _health=health_servicer,
         _monitoring_app=monitoring_app,
         _monitoring=monitoring,
+        _admin=admin,
         _watcher=watcher,
         _retrier=retrier,
         _stopping=front_end.stopping,

@@ -1,14 +1,17 @@
-"""A small read-only HTTP/1.1 server for a WSGI app, on an event loop of its own thread.
+"""A small HTTP/1.1 server for a WSGI app, on an event loop of its own thread.
 
-For the monitoring port and the prometheus adapter's endpoint: pages that are scraped and probed, never
-written to. What it guarantees, whoever connects:
+For the monitoring port, the prometheus adapter's endpoint and the admin page: pages that are scraped,
+probed and looked at. What it guarantees, whoever connects:
 
-- **GET and HEAD only.** Any other method gets 405 with `Allow: GET, HEAD`; HEAD gets GET's headers
-  (its Content-Length too) and no body.
+- **GET and HEAD only**, unless given other `methods` (the admin page takes POST too). Any other
+  method gets 405 with `Allow: <the methods>`; HEAD gets GET's headers (its Content-Length too) and no
+  body. A request body is read only for a method other than GET and HEAD, only with a Content-Length
+  (411 without; no chunked bodies), and only up to `max_body` bytes (413 beyond).
 - **Bounded time.** The TLS handshake and the request line and headers must arrive within
   `header_timeout` seconds of connecting (HEADER_TIMEOUT by default), or the connection is closed: a
-  client trickling a partial request (slowloris) holds nothing for long. Writing the answer gets as
-  long again. One request per connection (`Connection: close`), as wsgiref did.
+  client trickling a partial request (slowloris) holds nothing for long. A body gets as long again
+  after the headers, and writing the answer too. One request per connection (`Connection: close`), as
+  wsgiref did.
 - **Bounded threads and memory.** Connections are coroutines on one event loop thread, so idle ones
   cost no thread; the app runs on a pool of `workers` threads, so a slow page never stalls the loop
   (nor, on its own thread, gRPC's); beyond `max_connections` open connections, new ones are closed at
@@ -46,13 +49,18 @@ MAX_CONNECTIONS = 512
 WORKERS = 4
 #: Largest request line plus headers, in bytes.
 MAX_HEAD = 16 * 1024
+#: Largest request body, in bytes (only methods other than GET and HEAD have one).
+MAX_BODY = 64 * 1024
 
-_ALLOWED = ("GET", "HEAD")
+READ_ONLY = ("GET", "HEAD")
 _REASONS = {
     400: "Bad Request",
     405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    501: "Not Implemented",
 }
 _Answer = tuple[str, list[tuple[str, str]], bytes]
 
@@ -149,9 +157,10 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 class BackgroundHttpServer:
-    """Serves `app` (read-only, see the module docstring) on host:port; `port` is the bound port (useful
-    when 0 was asked for). `tls`, when given, is called at each connection for the server context to
-    handshake with (so a context that changes, e.g. after a certificate rotation, applies to new ones)."""
+    """Serves `app` (see the module docstring) on host:port; `port` is the bound port (useful when 0
+    was asked for). `tls`, when given, is called at each connection for the server context to
+    handshake with (so a context that changes, e.g. after a certificate rotation, applies to new ones).
+    `methods`: the HTTP methods served (GET and HEAD by default; HEAD always comes with GET)."""
 
     def __init__(
         self,
@@ -164,8 +173,13 @@ class BackgroundHttpServer:
         header_timeout: float = HEADER_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
         workers: int = WORKERS,
+        methods: tuple[str, ...] = READ_ONLY,
+        max_body: int = MAX_BODY,
     ) -> None:
         self._app = app
+        # HEAD is GET without the body, so it comes with GET.
+        self._methods = tuple(dict.fromkeys((*methods, "HEAD") if "GET" in methods else methods))
+        self._max_body = max_body
         self._tls = tls
         self._header_timeout = header_timeout
         self._max_connections = max_connections
@@ -254,9 +268,13 @@ class BackgroundHttpServer:
         except _BadRequest:
             return _response("GET", _plain(400, "bad request\n"))
         method = environ["REQUEST_METHOD"]
-        if method not in _ALLOWED:
-            allowed = ", ".join(_ALLOWED)
+        if method not in self._methods:
+            allowed = ", ".join(self._methods)
             return _response(method, _plain(405, f"method not allowed; use {allowed}\n", ("Allow", allowed)))
+        if method not in READ_ONLY:
+            refused = await self._read_body(reader, environ)
+            if refused is not None:
+                return _response(method, refused)
         try:
             answer = await asyncio.get_running_loop().run_in_executor(
                 self._executor, _call, self._app, environ
@@ -265,3 +283,18 @@ class BackgroundHttpServer:
             _log.exception("%s: %s %s failed", self._name, method, environ["PATH_INFO"])
             answer = _plain(500, "internal error\n")
         return _response(method, answer)
+
+    async def _read_body(self, reader: asyncio.StreamReader, environ: dict[str, Any]) -> _Answer | None:
+        """Read the request body into environ["wsgi.input"]; the refusal to send instead, if any."""
+        if "HTTP_TRANSFER_ENCODING" in environ:
+            return _plain(501, "chunked request bodies are not supported; send a Content-Length\n")
+        length_text = environ.get("CONTENT_LENGTH", "")
+        if not length_text.isdigit():  # absent, negative, or several values joined by a comma
+            return _plain(411, "a Content-Length header is required\n")
+        length = int(length_text)
+        if length > self._max_body:
+            return _plain(413, f"request body larger than {self._max_body} bytes\n")
+        async with asyncio.timeout(self._header_timeout):  # TimeoutError: the connection is dropped
+            body = await reader.readexactly(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return None

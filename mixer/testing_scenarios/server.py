@@ -24,10 +24,15 @@ from ..settings import Settings
 
 T = TypeVar("T")
 
-#: Loopback, free ports, no waiting at shutdown, no folder watching (turn it on with
+#: Loopback, free ports, no admin page, no waiting at shutdown, no folder watching (turn it on with
 #: config_poll_interval).
 TEST_SETTINGS = Settings(
-    address="127.0.0.1", port=0, monitoring_port=0, shutdown_grace=0.0, config_poll_interval=0.0
+    address="127.0.0.1",
+    port=0,
+    monitoring_port=0,
+    admin_port=-1,
+    shutdown_grace=0.0,
+    config_poll_interval=0.0,
 )
 
 _SAMPLE_KEY = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$")

@@ -9,8 +9,8 @@ background thread, so tests stay plain synchronous functions using grpc's sync c
 access_log=...)` run a real Envoy in front of it (tests/peers/envoy.py); every Envoy stops at teardown.
 
 Handle contract (`MixerServer`): `.address` "127.0.0.1:PORT", `.port`, `.monitoring_url`
-"http://127.0.0.1:PORT", `.monitoring_port`, `.stats` (the live counters) and `.running` (the
-mixerd.server.app.RunningServer).
+"http://127.0.0.1:PORT", `.monitoring_port`, `.admin_url` "http://127.0.0.1:PORT" (None with
+admin_port=-1), `.stats` (the live counters) and `.running` (the mixerd.server.app.RunningServer).
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from mixerd.testing_scenarios.server import LoopThread
 
 T = TypeVar("T")
 
-#: What tests get unless they ask otherwise: loopback, free ports, no waiting at shutdown.
-TEST_SETTINGS = Settings(address="127.0.0.1", port=0, monitoring_port=0, shutdown_grace=0.0)
+#: What tests get unless they ask otherwise: loopback, free ports (the admin page's too), no waiting at
+#: shutdown.
+TEST_SETTINGS = Settings(address="127.0.0.1", port=0, monitoring_port=0, admin_port=0, shutdown_grace=0.0)
 
 
 @dataclass
@@ -60,6 +61,10 @@ class MixerServer:
     @property
     def monitoring_url(self) -> str:
         return self.running.monitoring_url
+
+    @property
+    def admin_url(self) -> str | None:
+        return self.running.admin_url
 
     @property
     def stats(self) -> Stats:

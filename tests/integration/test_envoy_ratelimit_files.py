@@ -334,7 +334,18 @@ def test_a_missing_ratelimit_folder_is_refused(tmp_path: Path) -> None:
 
 def _serve(*args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXERD_")}
-    argv = ["serve", "--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0", *args]
+    argv = [
+        "serve",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--monitoring-port",
+        "0",
+        "--admin-port",
+        "0",
+        *args,
+    ]
     return subprocess.Popen(
         [sys.executable, "-m", "mixerd", *argv],
         stdout=subprocess.PIPE,

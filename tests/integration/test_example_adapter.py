@@ -93,6 +93,8 @@ def _serve(pythonpath: Path | None) -> subprocess.Popen[str]:
             "0",
             "--monitoring-port",
             "0",
+            "--admin-port",
+            "0",
             "--address",
             "127.0.0.1",
             "--config",

@@ -118,6 +118,40 @@ def test_the_query_string_and_headers_reach_the_app() -> None:
     assert (seen["HTTP_HOST"], seen["HTTP_ACCEPT"], seen["wsgi.url_scheme"]) == ("h", "a,b", "http")
 
 
+# -- other methods (the admin page's POST) ----------------------------------------------------------------
+
+
+def _echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["REQUEST_METHOD"].encode() + b" " + body]
+
+
+def test_a_server_given_post_reads_its_body_and_still_refuses_the_rest() -> None:
+    with serving(_echo, methods=("GET", "POST"), max_body=100) as server:
+        post = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+        assert raw(server.port, post).endswith(b"\r\n\r\nPOST hello")
+        assert raw(server.port, b"GET /x HTTP/1.1\r\n\r\n").endswith(b"\r\n\r\nGET ")
+        assert raw(server.port, b"HEAD /x HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200 ")  # with GET
+        status, headers, _ = request(server.port, "PUT", "/x")
+        assert (status, headers["allow"]) == (405, "GET, POST, HEAD")
+        no_length = raw(server.port, b"POST /x HTTP/1.1\r\n\r\n")
+        assert no_length.startswith(b"HTTP/1.1 411 ")
+        chunked = b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        assert raw(server.port, chunked).startswith(b"HTTP/1.1 501 ")
+        too_big = b"POST /x HTTP/1.1\r\nContent-Length: 101\r\n\r\n" + b"a" * 101
+        assert raw(server.port, too_big).startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_body_that_does_not_come_is_cut_after_the_header_timeout() -> None:
+    with serving(_echo, methods=("POST",), header_timeout=1.0) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")  # 7 bytes short
+            assert closed_after(sock, 30) < 30
+        status, headers, _ = request(server.port, "GET", "/x")
+        assert (status, headers["allow"]) == (405, "POST")
+
+
 # -- slow clients -----------------------------------------------------------------------------------------
 
 

@@ -61,7 +61,9 @@ def redis_server(tmp_path: Path) -> Iterator[Any]:
 
 def _config(url: str, *, quotas: list[dict[str, Any]], handler: str = "rq", **params: Any) -> str:
     """A redisquota handler with `quotas`, an instance per quota (dimension `user` from x-user), and a
-    rule sending them all to it."""
+    rule sending them all to it. Redis gets 2 s unless a test times it: on a loaded machine, reaching a
+    Cluster or a TLS server with a password takes longer than the default 100 ms."""
+    params = {"timeout": "2s", **params}
     docs = [
         {
             "apiVersion": "config.istio.io/v1alpha2",
@@ -361,7 +363,7 @@ def test_redis_killed_mid_run_check_answers_in_time_and_recovers(tmp_path: Path,
 def _mixerd_serve(folder: Path, log: Path) -> Iterator[str]:
     """A `mixerd serve` process on free ports; yields its gRPC address; SIGTERM on exit."""
     with open(log, "wb") as errors:
-        ports = ["--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0"]
+        ports = ["--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0", "--admin-port", "0"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "mixerd", "serve", *ports, "--config", str(folder)],
             stdout=subprocess.PIPE,

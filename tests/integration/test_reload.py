@@ -435,7 +435,18 @@ def _mixerd_serve(
     )
     code = f"{inject}import sys\nfrom mixerd.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXERD_")}
-    serve = ["serve", "--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0", *args]
+    serve = [
+        "serve",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--monitoring-port",
+        "0",
+        "--admin-port",
+        "0",
+        *args,
+    ]
     return subprocess.Popen(
         [sys.executable, "-c", code, *serve],
         stdout=subprocess.PIPE,

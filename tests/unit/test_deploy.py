@@ -819,14 +819,19 @@ def test_the_docs_build_the_image_the_deployment_runs() -> None:
     assert args[-1] == "."  # the context is the checkout's root, which the COPY lines assume
 
 
-def test_the_docs_port_forward_and_curl_reach_what_mixerd_serves() -> None:
+def test_the_docs_port_forward_and_curl_reach_what_mixerd_serves(mixerd_settings: Settings) -> None:
     lines = _shell_lines()
-    [forward] = [line for line in lines if " port-forward " in line]
+    [forward, admin] = [line for line in lines if " port-forward " in line]
     args = shlex.split(forward)
     target = args[args.index("port-forward") + 1]
     service = _one("Service", target.removeprefix("svc/"))
     forwarded = {int(a) for a in args if a.isdigit()}
     assert forwarded <= {p["port"] for p in service["spec"]["ports"]}
+    # The admin page is on each pod's loopback, not behind the Service: forwarded from the Deployment.
+    args = shlex.split(admin.partition("#")[0])
+    assert args[args.index("port-forward") + 1] == "deployment/mixerd"
+    assert [int(a) for a in args if a.isdigit()] == [mixerd_settings.admin_port]
+    assert mixerd_settings.admin_address == "127.0.0.1"
     ready = _monitoring(ready=True)
     for line in lines:
         if line.startswith("curl "):

@@ -125,3 +125,11 @@ def test_bad_ratelimit_values_are_clear_errors(
     with pytest.raises(SystemExit):
         parse([], {variable: value})
     assert message in capsys.readouterr().err
+
+
+def test_the_admin_port_is_local_by_default_and_minus_one_turns_it_off() -> None:
+    assert (Settings().admin_port, Settings().admin_address) == (9876, "127.0.0.1")
+    assert parse(["--admin-port", "-1"], {}).admin_port == -1
+    assert parse([], {"MIXERD_ADMIN_PORT": "0", "MIXERD_ADMIN_ADDRESS": "::1"}).admin_address == "::1"
+    with pytest.raises(SystemExit):
+        parse(["--admin-port", "-2"], {})

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from ...runtime import Runtime
 from ...settings import Settings
 from ..dispatch import Dispatcher
+from .accesslog_streams import StreamRegistry
 
 
 @dataclass
@@ -37,6 +38,8 @@ class FrontEndContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: Called (and awaited) once the gRPC server has stopped: background work a service started.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Envoy's access-log streams open now (the admin page lists them).
+    access_log_streams: StreamRegistry = field(default_factory=StreamRegistry)
 
 
 def add_envoy_services(server: grpc.aio.Server, context: FrontEndContext) -> list[str]:
