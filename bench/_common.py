@@ -154,7 +154,8 @@ def drive(
     """Load `server`'s gRPC `method` from one client process per entry of `bodies_per_client`.
 
     Each client sends its first `warm_up` bodies unmeasured, then waits at a barrier with the others and
-    this process, then sends the rest one call at a time (sync, one call in flight), timing each. With
+    this process, then sends the rest one call at a time (sync, one call in flight), timing each (a call
+    shed by the server's load shedding is counted, reported, and left out of the latencies). With
     `stream=True` the method is client-streaming: the warm-up bodies go on one stream and the rest on a
     second one, timed as a whole. Bodies are raw bytes both ways, so clients do no protobuf work.
 
@@ -174,11 +175,24 @@ def drive(
     start.wait()
     cpu0 = server.cpu()
     also0 = [process_cpu_seconds(pid) for pid in also_pids]
-    latencies = [x for _ in procs for x in done.get()]
+    latencies: list[float] = []
+    shed = 0
+    for _ in procs:
+        answer = done.get()
+        if isinstance(answer, str):  # the client failed: say why rather than wait for it forever
+            raise RuntimeError(f"a client process failed: {answer}")
+        latencies.extend(answer[0])
+        shed += answer[1]
     cpu = server.cpu() - cpu0
     also = [process_cpu_seconds(pid) - used for pid, used in zip(also_pids, also0, strict=True)]
     for p in procs:
         p.join()
+    if shed:
+        print(
+            f"  ({shed} calls were shed with UNAVAILABLE: the server saw a queue past --shed-latency, "
+            "e.g. while the machine was busy; they count as calls but not in the latencies)",
+            file=sys.stderr,
+        )
     return Driven(cpu, latencies, also)
 
 
@@ -187,33 +201,57 @@ def same_body(body: bytes, calls: int, clients: int) -> list[list[bytes]]:
     return [[body] * (WARM_UP + calls)] * clients
 
 
+def _shed(error: grpc.RpcError) -> bool:
+    return error.code() == grpc.StatusCode.UNAVAILABLE and "overloaded" in (error.details() or "")
+
+
 def _unary_client(
     address: str, method: str, bodies: Sequence[bytes], warm_up: int, start: Any, done: Any
 ) -> None:
-    with grpc.insecure_channel(address) as channel:
-        call = channel.unary_unary(method)
-        for body in bodies[:warm_up]:
-            call(body, timeout=30)
-        start.wait()
-        latencies = []
-        for body in bodies[warm_up:]:
-            t = time.perf_counter()
-            call(body, timeout=30)
-            latencies.append(time.perf_counter() - t)
-        done.put(latencies)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            call = channel.unary_unary(method)
+            for body in bodies[:warm_up]:
+                try:
+                    call(body, timeout=30)
+                except grpc.RpcError as e:
+                    if not _shed(e):
+                        raise
+            start.wait()
+            latencies, shed = [], 0
+            for body in bodies[warm_up:]:
+                t = time.perf_counter()
+                try:
+                    call(body, timeout=30)
+                except grpc.RpcError as e:
+                    if not _shed(e):
+                        raise
+                    shed += 1
+                    continue
+                latencies.append(time.perf_counter() - t)
+            done.put((latencies, shed))
+    except BaseException as e:
+        start.abort()  # nobody waits at the barrier for a client that is gone
+        done.put(repr(e))
+        raise
 
 
 def _stream_client(
     address: str, method: str, bodies: Sequence[bytes], warm_up: int, start: Any, done: Any
 ) -> None:
-    with grpc.insecure_channel(address) as channel:
-        call = channel.stream_unary(method)
-        if warm_up:
-            call(iter(bodies[:warm_up]), timeout=600)
-        start.wait()
-        t = time.perf_counter()
-        call(iter(bodies[warm_up:]), timeout=600)
-        done.put([time.perf_counter() - t])
+    try:
+        with grpc.insecure_channel(address) as channel:
+            call = channel.stream_unary(method)
+            if warm_up:
+                call(iter(bodies[:warm_up]), timeout=600)
+            start.wait()
+            t = time.perf_counter()
+            call(iter(bodies[warm_up:]), timeout=600)
+            done.put(([time.perf_counter() - t], 0))
+    except BaseException as e:
+        start.abort()  # nobody waits at the barrier for a client that is gone
+        done.put(repr(e))
+        raise
 
 
 class RedisRounds(NamedTuple):

@@ -26,27 +26,17 @@ import urllib.request
 from pathlib import Path
 
 import grpc
-from _common import server_process
+from _common import MIXERD_READY, server_process
 from rpc import CHECK
 
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes
 from mixerd.testing import typical_http_bag
 
-MIXERD = [
-    "-m",
-    "mixerd",
-    "serve",
-    "--port",
-    "0",
-    "--monitoring-port",
-    "0",
-    "--admin-port",
-    "0",
-    "--address",
-    "127.0.0.1",
-]
-READY = r"serving istio\.mixer\.v1\.Mixer on (\S+)"
+# Load shedding off: this measures the stall itself (with it on, a Check that met a stall could be
+# answered UNAVAILABLE instead, and the client here sends one call at a time).
+MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+MIXERD += ["--admin-port", "0", "--shed-latency", "0"]
 _HEAD = "apiVersion: config.istio.io/v1alpha2\n"
 
 
@@ -125,7 +115,7 @@ def main() -> None:
         write_config(folder, args.rules, args.namespaces, 0)
         size = sum(p.stat().st_size for p in folder.iterdir())
         server_args = [*MIXERD, "--config", str(folder), "--config-poll-interval", "0.1"]
-        with server_process([*server_args, "--log-level", "warning"], READY) as server:
+        with server_process([*server_args, "--log-level", "warning"], MIXERD_READY) as server:
             assert server.proc.stdout is not None
             monitoring = int(server.proc.stdout.readline().rsplit(":", 1)[1])
             checker = Checker(server.address)

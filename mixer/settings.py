@@ -187,6 +187,12 @@ class Settings:
     max_concurrent_streams: int = _setting(
         1024, _positive, "most calls and streams one gRPC connection may have open at once", "STREAMS"
     )
+    shed_latency: float = _setting(
+        0.05,
+        _seconds,
+        "queueing delay past which calls are answered UNAVAILABLE at once (load shedding); 0 turns it off",
+        "SECONDS",
+    )
     authz_cache_size: int = _setting(
         10000,
         _count,

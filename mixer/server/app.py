@@ -43,6 +43,7 @@ from ..runtime import Runtime, RuntimeCollector, RuntimeDispatcher
 from ..runtime.offload import run_detached
 from ..settings import Settings
 from .admin import AdminApp, AdminContext, AdminServer
+from .admission import Admission, attach
 from .dispatch import Dispatcher
 from .envoy import FrontEndContext, add_envoy_services
 from .mixer_api import SERVICE_NAME, MixerApi
@@ -107,6 +108,7 @@ class RunningServer:
     _admin: AdminServer | None = field(default=None, repr=False)
     _watcher: asyncio.Task[None] | None = field(default=None, repr=False)
     _retrier: asyncio.Task[None] | None = field(default=None, repr=False)
+    _admission: Admission | None = field(default=None, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -159,6 +161,8 @@ class RunningServer:
                     await task
         await self._health.enter_graceful_shutdown()
         self._stopping.set()  # Envoy's access-log streams end now (they would hold the whole grace)
+        if self._admission is not None:
+            await self._admission.close()  # its probes must not hold the grace either
         await self._grpc.stop(self.settings.shutdown_grace if grace is None else grace)
         for close in self._closers:  # the Envoy services' background work (statsd sends)
             await close()
@@ -297,6 +301,11 @@ async def start(
         ) from None
 
     server = grpc.aio.server(options=_grpc_options(settings))
+    admission = None
+    if settings.shed_latency > 0:
+        admission = Admission(settings.shed_latency)
+        attach(server, admission)  # every front-end below registers behind it (raw_handlers.py)
+        registry.register(admission.collector())
     # A Report may not carry more attribute values than a message of the largest size could carry
     # without DELTA_ENCODING (each value is at least 4 bytes on the wire).
     MixerApi(dispatcher, stats, max_report_values=settings.max_message_size // 4).add_to_server(server)
@@ -308,6 +317,8 @@ async def start(
     served = (SERVICE_NAME, *envoy_services, _HEALTH_SERVICE, reflection.SERVICE_NAME)
     # A pool of its own, which describes Envoy's services under Envoy's names (reflection_pool.py).
     reflection.enable_server_reflection(served, server, pool=reflection_pool(served))
+    if admission is not None:
+        admission.listen(server)
     where = host_port(settings.address, settings.port)
     try:
         if grpc_tls is not None:
@@ -324,11 +335,15 @@ async def start(
             await close()
         if admin is not None:
             admin.stop()
+        if admission is not None:
+            await admission.close()
         if runtime is not None:
             await runtime.close()
         raise StartError(f"cannot listen for gRPC on {where}: {reason}")
 
     await server.start()
+    if admission is not None:
+        await admission.start()
     monitoring.start()
     admin_context.grpc_address = host_port(settings.address, port)
     admin_context.started_at = admin_context.clock()
@@ -363,4 +378,5 @@ async def start(
         _retrier=retrier,
         _stopping=front_end.stopping,
         _closers=front_end.closers,
+        _admission=admission,
     )

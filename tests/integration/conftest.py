@@ -35,8 +35,12 @@ from mixerd.testing_scenarios.server import LoopThread
 T = TypeVar("T")
 
 #: What tests get unless they ask otherwise: loopback, free ports (the admin page's too), no waiting at
-#: shutdown.
-TEST_SETTINGS = Settings(address="127.0.0.1", port=0, monitoring_port=0, admin_port=0, shutdown_grace=0.0)
+#: shutdown, and load shedding only past 10 s of queueing (its machinery runs, but a pause of the test
+#: process, which every in-process server shares, never turns into UNAVAILABLE; test_shedding.py sets
+#: its own).
+TEST_SETTINGS = Settings(
+    address="127.0.0.1", port=0, monitoring_port=0, admin_port=0, shutdown_grace=0.0, shed_latency=10.0
+)
 
 
 @dataclass

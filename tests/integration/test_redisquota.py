@@ -361,9 +361,13 @@ def test_redis_killed_mid_run_check_answers_in_time_and_recovers(tmp_path: Path,
 
 @contextmanager
 def _mixerd_serve(folder: Path, log: Path) -> Iterator[str]:
-    """A `mixerd serve` process on free ports; yields its gRPC address; SIGTERM on exit."""
+    """A `mixerd serve` process on free ports; yields its gRPC address; SIGTERM on exit.
+
+    Load shedding is off: the tests here overload a shared machine on purpose (three servers, a dozen
+    clients calling back to back) and want every call answered, however late."""
     with open(log, "wb") as errors:
         ports = ["--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0", "--admin-port", "0"]
+        ports += ["--shed-latency", "0"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "mixerd", "serve", *ports, "--config", str(folder)],
             stdout=subprocess.PIPE,
@@ -516,12 +520,14 @@ def test_three_mixerd_processes_on_one_redis_never_grant_more_than_the_limit(
         else:  # some windows miss the answers left out: the limit was reached over all of them
             assert sum(g.granted for g in results[name]) >= 2 * limit, name
     for name in ("rolling", "rollingnc"):
-        certain = [g for g in results[name] if g.sent // (100 * MS) == g.received // (100 * MS)]
-        if len(certain) < 0.9 * len(results[name]):  # answers slower than a bucket cannot be placed
-            pytest.skip(f"the machine is too loaded to place answers in buckets ({len(certain)} placed)")
-        most = _rolling_spans_within_limit(results[name], 100 * MS, 10, limit)
-        # The limit was reached (the count leaves out answers sent across a bucket edge, so "most" may
-        # fall a little short of it), window after window.
+        # Never more than the limit in a window: checked inside, on the answers whose bucket is certain.
+        _rolling_spans_within_limit(results[name], 100 * MS, 10, limit)
+        # The limit was reached, window after window: placing every answer in the bucket it was sent
+        # in (one sent across an edge may belong to the next, which can only add to a window here).
+        by_sent: dict[int, int] = {}
+        for g in results[name]:
+            by_sent[g.sent // (100 * MS)] = by_sent.get(g.sent // (100 * MS), 0) + g.granted
+        most = max(sum(by_sent.get(b, 0) for b in range(start, start + 10)) for start in by_sent)
         assert most >= limit // 2, (name, most)
         assert sum(g.granted for g in results[name]) >= 2 * limit, name
 
