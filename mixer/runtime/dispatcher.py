@@ -20,8 +20,7 @@ from typing import Any, Protocol
 
 from ..adapter import HANDLE_QUOTAS, CheckResult, Code, QuotaArgs, QuotaResult
 from ..attribute import AttributeBag, RawReferences
-from ..lang import EvaluationError
-from ..server.dispatch import (
+from ..dispatch import (
     ALLOW,
     APPEND,
     DEFAULT_VALID_DURATION,
@@ -35,6 +34,7 @@ from ..server.dispatch import (
     QuotaOutcome,
     QuotaRequest,
 )
+from ..lang import EvaluationError
 from .handlers import BuiltHandler, HandlerUnavailable
 from .stats import RuntimeStats
 from .table import Destination, Group, Match, Routes, RoutingTable
@@ -72,7 +72,7 @@ def http_status_for(code: int) -> int:
 
 
 class RuntimeDispatcher:
-    """The rule engine behind the front-ends (implements mixerd.server.dispatch.Dispatcher)."""
+    """The rule engine behind the front-ends (implements mixerd.dispatch.Dispatcher)."""
 
     def __init__(
         self, source: TableSource, stats: RuntimeStats, adapter_timeout: float = DEFAULT_ADAPTER_TIMEOUT

@@ -38,13 +38,13 @@ from grpc_reflection.v1alpha import reflection
 
 from ..bundled import rules_folder
 from ..config import ConfigRejected
+from ..dispatch import Dispatcher
 from ..plugins import PluginError, load_adapters
 from ..runtime import Runtime, RuntimeCollector, RuntimeDispatcher
 from ..runtime.offload import run_detached
 from ..settings import Settings
 from .admin import AdminApp, AdminContext, AdminServer
 from .admission import Admission, attach
-from .dispatch import Dispatcher
 from .envoy import FrontEndContext, add_envoy_services
 from .mixer_api import SERVICE_NAME, MixerApi
 from .monitoring import MonitoringApp, MonitoringServer

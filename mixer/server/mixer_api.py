@@ -50,7 +50,7 @@ from ..attribute import (
     decode_report,
     encode_reference_items,
 )
-from .dispatch import ALLOW, CheckOutcome, Dispatcher, DispatchError, QuotaOutcome, QuotaRequest
+from ..dispatch import ALLOW, CheckOutcome, Dispatcher, DispatchError, QuotaOutcome, QuotaRequest
 from .raw_handlers import add_raw_handlers
 from .stats import Stats
 

@@ -26,8 +26,8 @@ import pytest
 from peers.certs import TestPki
 from peers.envoy import EnvoyProxy, Upstream
 
+from mixerd.dispatch import Dispatcher, NoRulesDispatcher
 from mixerd.server.app import RunningServer, start
-from mixerd.server.dispatch import Dispatcher, NoRulesDispatcher
 from mixerd.server.stats import Stats
 from mixerd.settings import Settings
 from mixerd.testing_scenarios.server import LoopThread

@@ -40,8 +40,8 @@ from mixerd.attribute import (
     encode_attributes,
     encode_report,
 )
+from mixerd.dispatch import CheckOutcome, QuotaOutcome, SimpleDispatcher
 from mixerd.server.app import READY_PATTERN, ConfigError, StartError, served_services, start
-from mixerd.server.dispatch import CheckOutcome, QuotaOutcome, SimpleDispatcher
 from mixerd.settings import Settings
 from mixerd.testing import typical_http_bag
 

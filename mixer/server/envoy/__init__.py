@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import grpc
 from prometheus_client import CollectorRegistry
 
+from ...dispatch import Dispatcher
 from ...runtime import Runtime
 from ...settings import Settings
-from ..dispatch import Dispatcher
 from .accesslog_streams import StreamRegistry
 
 

@@ -35,7 +35,7 @@ from prometheus_client.registry import Collector
 
 from ...api.envoy.service.accesslog.v3 import als_pb2
 from ...attribute import AttributeBag
-from ..dispatch import Dispatcher, DispatchError
+from ...dispatch import Dispatcher, DispatchError
 from ..raw_handlers import ENVOY_ACCESS_LOG_SERVICE, add_raw_handlers
 from .accesslog_attributes import (
     NO_REPORTER,

@@ -34,7 +34,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from ...api.envoy.service.auth.v3 import external_auth_pb2
 from ...attribute import AttributeBag
-from ..dispatch import ALLOW, OK, Dispatcher, DispatchError, QuotaRequest
+from ...dispatch import ALLOW, OK, Dispatcher, DispatchError, QuotaRequest
 from ..raw_handlers import ENVOY_AUTHORIZATION, add_raw_handlers
 from .authz_attributes import AttributeView, BadAttributes
 from .authz_metrics import AuthzCollector, AuthzStats

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 
 from ...api.envoy.config.core.v3 import base_pb2
 from ...api.envoy.service.auth.v3 import external_auth_pb2
+from ...dispatch import APPEND, OK, REMOVE, CheckOutcome, HeaderOperation
 from ...runtime.dispatcher import http_status_for
-from ..dispatch import APPEND, OK, REMOVE, CheckOutcome, HeaderOperation
 
 CheckResponse = external_auth_pb2.CheckResponse
 _HeaderValueOption = base_pb2.HeaderValueOption

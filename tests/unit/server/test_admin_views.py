@@ -15,12 +15,12 @@ import pytest
 
 from mixerd.adapter import AdapterInfo, CheckResult, Env, RateLimit, RateLimitCall
 from mixerd.attribute import AttributeBag
+from mixerd.dispatch import QuotaRequest
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime, RuntimeDispatcher
 from mixerd.server.admin import AdminApp, AdminContext
 from mixerd.server.admin.style import csp
 from mixerd.server.admin.views import TWINS, VIEWS
-from mixerd.server.dispatch import QuotaRequest
 from mixerd.server.envoy.accesslog_streams import StreamRegistry
 from mixerd.settings import Settings
 from mixerd.testing_scenarios.server import LoopThread

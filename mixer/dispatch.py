@@ -1,4 +1,7 @@
-"""The seam between the front-ends and whatever decides outcomes (MIXER.md 8, 9).
+"""The contract between the front-ends and whatever decides outcomes (MIXER.md 8, 9).
+
+It sits below both sides (DESIGN.md 2): mixerd.server's front-ends call a `Dispatcher`, mixerd.runtime
+implements one, and neither imports the other for it.
 
 A front-end decodes a request into an AttributeBag and asks a `Dispatcher` for a Check verdict (with the
 quotas the request asks for) or hands it the bags of a Report. The rule engine (mixerd.runtime) is the
@@ -14,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from ..attribute import AttributeBag, Duration, RawReferences
+from .attribute import AttributeBag, Duration, RawReferences
 
 #: google.rpc.Code.OK; outcomes carry google.rpc codes, the numbers gRPC statuses use too.
 OK = 0
