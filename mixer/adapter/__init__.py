@@ -35,9 +35,9 @@ from ..attribute.godur import format_go_duration, parse_go_duration
 from ..attribute.values import Duration, Timestamp, ValueType, go_ip_text, ip_text, parse_ip, utc_micros_text
 from ..batching import BatchQueue, BatchStats, SendProgress
 from ..hookspecs import hookimpl
+from ..http_server import BackgroundHttpServer
 from ..params import ParamsError, Problem, camel, params_to_dict, read_params
 from ..regex import Regex, RegexError, compile_regex
-from ..server.http_server import BackgroundHttpServer
 from ..settings import Settings
 from ..templates import (
     Action,

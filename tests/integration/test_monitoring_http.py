@@ -1,5 +1,5 @@
 """The monitoring port only serves: GET and HEAD, a deadline on request headers, bounded threads and
-connections (mixerd.server.http_server), over real sockets, in-process so threads can be counted."""
+connections (mixerd.http_server), over real sockets, in-process so threads can be counted."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
+from mixerd.http_server import WORKERS, BackgroundHttpServer
 from mixerd.server import monitoring
-from mixerd.server.http_server import WORKERS, BackgroundHttpServer
 from mixerd.server.monitoring import MonitoringApp
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ gRPC event loop, bounded threads, header timeouts).
 
 from __future__ import annotations
 
-from ..http_server import BackgroundHttpServer
+from ...http_server import BackgroundHttpServer
 from .app import AdminApp
 from .context import AdminContext
 
