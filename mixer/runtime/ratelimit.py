@@ -25,7 +25,7 @@ import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..adapter import HANDLE_RATE_LIMITS, Code, Duration, RateLimit, RateLimitCall, RateLimitResult
 from ..config.ratelimit_model import (
@@ -36,9 +36,13 @@ from ..config.ratelimit_model import (
     LimitPolicy,
     RateLimitDomain,
 )
+from .calls import adapter_deadline
 from .handlers import BuiltHandler
 from .ratelimit_accounting import NO_HITS, Hits, account, whole_seconds
 from .ratelimit_match import Match, match, override_stat
+
+if TYPE_CHECKING:
+    from .table import TableSource  # table.py imports this module
 
 __all__ = ["Match", "match"]
 
@@ -131,11 +135,6 @@ def bind_rate_limits(
     return out
 
 
-class TableSource(Protocol):
-    @property
-    def table(self) -> Any: ...  # a RoutingTable: `rate_limits` by domain, `inflight`
-
-
 @dataclass(slots=True)
 class _Planned:
     """One descriptor's limits left after `replaces`, and where their answers come from."""
@@ -165,12 +164,6 @@ class RateLimiter:
         self._clock = clock
         self._timeout = adapter_timeout
         self.options = options or RateLimitOptions()
-
-    def _deadline(self, timeout: float | None) -> float:
-        # As Check: part of the caller's deadline is left for the answer itself.
-        if timeout is None:
-            return self._timeout
-        return max(0.001, min(self._timeout, timeout * 0.8))
 
     def knows(self, domain: str) -> bool:
         """Whether the config in force has `domain`."""
@@ -293,7 +286,7 @@ class RateLimiter:
             why = handler.failure or f"{type(handler.handler).__name__} has no method {HANDLE_RATE_LIMITS}"
             raise RateLimitFailed(f"handler {handler.fqn} is unavailable: {why}")
         method, is_async = route.method
-        deadline = self._deadline(timeout)
+        deadline = adapter_deadline(self._timeout, timeout)
         try:
             results = method(calls)
             if is_async:
