@@ -64,13 +64,13 @@ class RuntimeDispatcher:
             if not quotas or outcome.status_code != OK:
                 return outcome
             precondition_refs = bag.reference_items()
-            if not charge:
-                plans = self._quota.plan(routes, bag, mark, quotas, dedup_id, trace)
-                if trace is not None:
-                    trace_calls(plans, trace, made=False)
-                return _with_quotas(outcome, precondition_refs, {})
-            granted = await self._quota.run(routes, bag, mark, quotas, dedup_id, timeout, trace)
-            return _with_quotas(outcome, precondition_refs, granted)
+            quota = self._quota
+            plans = quota.plan(routes, bag, mark, quotas, dedup_id, trace)
+            if charge:
+                await quota.charge(plans, timeout)
+            if trace is not None:
+                trace_calls(plans, trace, made=charge)
+            return _with_quotas(outcome, precondition_refs, quota.outcomes(plans) if charge else {})
         finally:
             table.inflight -= 1
 

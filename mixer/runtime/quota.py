@@ -61,23 +61,6 @@ class QuotaStep:
     def __init__(self, calls: Calls) -> None:
         self._calls = calls
 
-    async def run(
-        self,
-        routes: Routes,
-        bag: AttributeBag,
-        mark: int,
-        quotas: Mapping[str, QuotaRequest],
-        dedup_id: str,
-        timeout: float | None,
-        trace: Trace | None = None,
-    ) -> dict[str, QuotaOutcome]:
-        """Plan, charge and answer every quota of the Check."""
-        plans = self.plan(routes, bag, mark, quotas, dedup_id, trace)
-        await self.charge(plans, timeout)
-        if trace is not None:
-            trace_calls(plans, trace)
-        return self.outcomes(plans)
-
     def plan(
         self,
         routes: Routes,
