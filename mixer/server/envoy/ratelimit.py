@@ -16,6 +16,8 @@ dynamic metadata when the settings ask for them (ratelimit_response.py).
   `failPolicy: open` -> OK, `closed` -> OVER_LIMIT), within its own timeout. A handler that raises or
   does not answer within the caller's deadline (80% of it): UNAVAILABLE, and Envoy applies its own
   `failure_mode_deny`.
+- mixerd itself fails: INTERNAL `mixerd internal error in ShouldRateLimit (<type>); see the server log`,
+  logged with its traceback (server/frontend.py, as the other front-ends).
 
 docs/envoy/ratelimit.md is the user's reference.
 """
@@ -32,6 +34,7 @@ from google.protobuf.message import DecodeError
 from ...api.envoy.service.ratelimit.v3 import rls_pb2
 from ...config.ratelimit_model import UNIT_NAMES, CurrentLimit
 from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed, RateLimitOptions
+from ..frontend import Method, Rejection, StatusCounter
 from ..raw_handlers import ENVOY_RATE_LIMIT_SERVICE, add_raw_handlers
 from .ratelimit_response import NO_EXTRAS, ResponseOptions, encode
 from .ratelimit_stats import RateLimitCollector, RateLimitStats
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
 SERVICE_NAME = ENVOY_RATE_LIMIT_SERVICE
 
 _log = logging.getLogger(__name__)
+_METHOD = Method("ShouldRateLimit", _log)
+_INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 _Request = rls_pb2.RateLimitRequest
 _CODE_NAMES = {1: "OK", 2: "OVER_LIMIT"}
 _UNITS = ", ".join(UNIT_NAMES[n] for n in sorted(UNIT_NAMES))
@@ -107,27 +112,28 @@ class RateLimitService:
         try:
             request = _Request.FromString(raw)
         except DecodeError as e:
-            self._stats.failed("", "INVALID_ARGUMENT", known=False)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed RateLimitRequest: {e}")
+            error = Rejection(_INVALID_ARGUMENT, f"malformed RateLimitRequest: {e}")
+            await _METHOD.abort(context, error, self._counter("", known=False))
         try:
             domain, descriptors = decode(request)
         except BadRequest as e:
             known = self._limiter.knows(request.domain)
-            self._stats.failed(request.domain, "INVALID_ARGUMENT", known=known)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            await _METHOD.abort(
+                context, Rejection(_INVALID_ARGUMENT, str(e)), self._counter(request.domain, known)
+            )
         try:
             decision = await self._limiter.decide(domain, descriptors, context.time_remaining())
         except RateLimitFailed as e:
-            self._stats.failed(domain, "UNAVAILABLE", known=True)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"rate limit domain {domain!r}: {e}")
+            error = Rejection(grpc.StatusCode.UNAVAILABLE, f"rate limit domain {domain!r}: {e}")
+            await _METHOD.abort(context, error, self._counter(domain, known=True))
         except Exception as e:  # a bug: logged, and a generic answer (no internals on the wire)
-            _log.error("ShouldRateLimit failed", exc_info=e)
-            self._stats.failed(domain, "INTERNAL", known=True)
-            await context.abort(
-                grpc.StatusCode.INTERNAL, f"mixerd internal error in ShouldRateLimit ({type(e).__name__})"
-            )
+            await _METHOD.abort(context, e, self._counter(domain, known=True))
         self._stats.record(domain, decision, _CODE_NAMES[decision.code])
         return encode(decision, request, self._options).SerializeToString()
+
+    def _counter(self, domain: str, known: bool) -> StatusCounter:
+        """Counts a refused call of `domain` by its status's name."""
+        return lambda code: self._stats.failed(domain, code.name, known=known)
 
 
 def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
