@@ -105,26 +105,6 @@ def timestamp(text: str) -> Timestamp:
         ) from None
 
 
-def timestamp_equal(a: Timestamp, b: Timestamp) -> bool:
-    return a == b
-
-
-def timestamp_lt(a: Timestamp, b: Timestamp) -> bool:
-    return a < b
-
-
-def timestamp_le(a: Timestamp, b: Timestamp) -> bool:
-    return a <= b
-
-
-def timestamp_gt(a: Timestamp, b: Timestamp) -> bool:
-    return a > b
-
-
-def timestamp_ge(a: Timestamp, b: Timestamp) -> bool:
-    return a >= b
-
-
 # -- DNS names, emails, URIs -----------------------------------------------------------------------
 
 
