@@ -1,6 +1,7 @@
 """A rule engine in one process, for the runtime's unit tests: a config written from Python dicts, a
-Runtime with an injected clock, its RuntimeDispatcher, and the spy adapter (mixerd.testing_scenarios.spy)
-recording every call. No server, no network: each test runs in one `asyncio.run`.
+Runtime with an injected clock (ManualClock), its RuntimeDispatcher, and the spy adapter
+(mixerd.testing_scenarios.spy) recording every call. No server, no network: each test runs in one
+`asyncio.run`.
 
     run(tmp_path, [handler("a"), instance("i", "checknothing"), rule("r", [("a", ["i"])])], scenario)
 
@@ -23,7 +24,7 @@ from mixerd.dispatch import CheckOutcome, QuotaRequest
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime, RuntimeDispatcher, Trace
 from mixerd.runtime.handlers import BuiltHandler
-from mixerd.testing_scenarios import SpyRecorder, spy_adapter
+from mixerd.testing_scenarios import ManualClock, SpyRecorder, spy_adapter
 
 NS = "istio-system"  # the default namespace
 START = 1_700_000_000 * 1_000_000_000  # the clock's first reading (ns)
@@ -74,26 +75,13 @@ def fqn(name: str, kind: str, namespace: str = NS) -> str:
     return f"{name}.{kind}.{namespace}"
 
 
-class FakeClock:
-    """The runtime's clock (ns), moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * 1_000_000_000)
-
-
 @dataclass
 class Rig:
     folder: Path
     runtime: Runtime
     dispatcher: RuntimeDispatcher
     recorder: SpyRecorder
-    clock: FakeClock
+    clock: ManualClock
 
     async def load(self, docs: Sequence[Mapping[str, Any]]) -> None:
         """Put `docs` in force as the whole config."""
@@ -134,7 +122,7 @@ async def start(
     drain_timeout: float = 10.0,
 ) -> Rig:
     recorder = SpyRecorder()
-    clock = FakeClock()
+    clock = ManualClock(START)
     known = {**load_adapters(), "spy": spy_adapter(recorder), **(adapters or {})}
     runtime = Runtime(known, folder=folder, clock=clock, drain_timeout=drain_timeout)
     rig = Rig(folder, runtime, RuntimeDispatcher(runtime, runtime.stats), recorder, clock)

@@ -19,6 +19,7 @@ from mixerd.dispatch import DispatchError, QuotaRequest
 from mixerd.runtime.trace import REPORT, HandlerCalled, Trace
 
 NOTHING = instance("nothing", "checknothing")
+SECOND = 1_000_000_000
 
 
 def _spies(one: str, two: str) -> list[dict[str, Any]]:
@@ -42,10 +43,10 @@ def test_unchanged_handlers_are_kept_and_replaced_ones_closed(tmp_path: Path) ->
     async def scenario(rig: Rig) -> None:
         one, two = rig.handler("one"), rig.handler("two")
         assert (rig.runtime.generation, rig.runtime.loaded_at) == (1, START)
-        rig.clock.advance(30)
+        rig.clock.advance(30 * SECOND)
         await rig.load(_spies("a", "b-changed"))
         assert rig.handler("one") is one and rig.handler("two") is not two
-        assert (rig.runtime.generation, rig.runtime.loaded_at) == (2, START + 30 * 10**9)
+        assert (rig.runtime.generation, rig.runtime.loaded_at) == (2, START + 30 * SECOND)
         await _until(lambda: two.closed)
         assert not one.closed and rig.recorder.closed == [fqn("two", "handler")]
         stats = rig.runtime.stats
@@ -63,10 +64,10 @@ def test_a_rejected_config_changes_nothing(tmp_path: Path) -> None:
         (tmp_path / "config.yaml").write_text(
             "kind: rule\nmetadata: {name: r}\nspec: {actions: [{handler: nobody}]}\n"
         )
-        rig.clock.advance(5)
+        rig.clock.advance(5 * SECOND)
         assert await rig.runtime.reload() is False
         assert rig.runtime.table is table and rig.runtime.generation == 1
-        assert rig.runtime.last_rejection is not None and rig.runtime.last_rejection_at == rig.clock.now
+        assert rig.runtime.last_rejection is not None and rig.runtime.last_rejection_at == START + 5 * SECOND
         assert (rig.runtime.stats.config_rejections, rig.recorder.closed) == (1, [])
 
     run(tmp_path, _spies("a", "b"), scenario)
