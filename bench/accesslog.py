@@ -34,7 +34,19 @@ from mixerd.bundled import rules_folder
 from mixerd.server.envoy.accesslog_attributes import http_attributes, reporter_from_node
 
 ALS = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
-MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+MIXERD = [
+    "-m",
+    "mixerd",
+    "serve",
+    "--port",
+    "0",
+    "--monitoring-port",
+    "0",
+    "--admin-port",
+    "0",
+    "--address",
+    "127.0.0.1",
+]
 ENTRIES = 100
 Message = als_pb2.StreamAccessLogsMessage
 

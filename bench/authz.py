@@ -40,7 +40,19 @@ HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 AUTHZ_CHECK = "/envoy.service.auth.v3.Authorization/Check"
 FLOOR_CHECK = "/istio.mixer.v1.Mixer/Check"  # the floor answers any bytes there without parsing them
-MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+MIXERD = [
+    "-m",
+    "mixerd",
+    "serve",
+    "--port",
+    "0",
+    "--monitoring-port",
+    "0",
+    "--admin-port",
+    "0",
+    "--address",
+    "127.0.0.1",
+]
 DISTINCT_REQUESTS = 100
 
 

@@ -48,7 +48,19 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from peers.envoy import AccessLog, EnvoyProxy, ExtAuthz, RateLimit, generic_key, request_header  # noqa: E402
 
 CONFIG = HERE / "configs" / "envoy"
-MIXERD = ["-m", "mixerd", "serve", "--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0"]
+MIXERD = [
+    "-m",
+    "mixerd",
+    "serve",
+    "--address",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--monitoring-port",
+    "0",
+    "--admin-port",
+    "0",
+]
 
 AUTHZ = "envoy.service.auth.v3.Authorization"
 RLS = "envoy.service.ratelimit.v3.RateLimitService"

@@ -24,7 +24,19 @@ from mixerd.attribute import encode_attributes
 from mixerd.testing import typical_http_bag
 
 HERE = Path(__file__).resolve().parent
-MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+MIXERD = [
+    "-m",
+    "mixerd",
+    "serve",
+    "--port",
+    "0",
+    "--monitoring-port",
+    "0",
+    "--admin-port",
+    "0",
+    "--address",
+    "127.0.0.1",
+]
 
 
 def main() -> None:

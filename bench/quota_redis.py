@@ -30,7 +30,7 @@ from mixerd.testing import typical_http_bag
 
 HERE = Path(__file__).resolve().parent
 CHECK = "/istio.mixer.v1.Mixer/Check"
-SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--admin-port", "0", "--address", "127.0.0.1"]
 #: `mixerd serve` whose memquota answers after one `await asyncio.sleep(0)`: what one suspension of the
 #: Check costs inside grpc.aio, the least any quota backend reached over the network adds to memquota.
 SUSPENDED = (

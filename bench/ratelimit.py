@@ -25,7 +25,19 @@ from _common import MIXERD_READY, WARM_UP, redis_process, rounds_beside_redis, s
 
 HERE = Path(__file__).resolve()
 METHOD = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
-SERVE = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+SERVE = [
+    "-m",
+    "mixerd",
+    "serve",
+    "--port",
+    "0",
+    "--monitoring-port",
+    "0",
+    "--admin-port",
+    "0",
+    "--address",
+    "127.0.0.1",
+]
 
 CONFIG = """\
 apiVersion: config.istio.io/v1alpha2

@@ -39,7 +39,8 @@ from mixerd.testing import typical_http_bag
 HERE = Path(__file__).resolve().parent
 # Load shedding off: this measures the stall itself (with it on, a Check that met a stall could be
 # answered UNAVAILABLE instead, and the client here sends one call at a time).
-SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1", "--shed-latency", "0"]
+SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+SERVE += ["--admin-port", "0", "--shed-latency", "0"]
 _HEAD = "apiVersion: config.istio.io/v1alpha2\n"
 
 

@@ -152,7 +152,7 @@ def main() -> None:
         (Path(tmp) / "telemetry.yaml").write_text(CONFIG.format(statsd=statsd, fluentd=fluentd))
         monitoring_port = _port(socket.SOCK_STREAM)
         serve = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", str(monitoring_port)]
-        serve += ["--address", "127.0.0.1", "--config", tmp, "--log-level", "error"]
+        serve += ["--admin-port", "0", "--address", "127.0.0.1", "--config", tmp, "--log-level", "error"]
         sinks.start()
         with server_process(serve, MIXERD_READY) as server, grpc.insecure_channel(server.address) as channel:
             report = channel.unary_unary("/istio.mixer.v1.Mixer/Report")

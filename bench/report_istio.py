@@ -28,7 +28,19 @@ from mixerd.testing import typical_http_bag
 
 HERE = Path(__file__).resolve().parent
 ISTIO = rules_folder("istio")
-MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+MIXERD = [
+    "-m",
+    "mixerd",
+    "serve",
+    "--port",
+    "0",
+    "--monitoring-port",
+    "0",
+    "--admin-port",
+    "0",
+    "--address",
+    "127.0.0.1",
+]
 BAGS = 100
 
 

@@ -44,7 +44,19 @@ def main() -> None:
     floor_args = [str(HERE / "floor_server.py")]
     # An empty config folder: the no-rules path (the embedded default would log every report).
     empty = tempfile.mkdtemp()
-    mixerd_args = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+    mixerd_args = [
+        "-m",
+        "mixerd",
+        "serve",
+        "--port",
+        "0",
+        "--monitoring-port",
+        "0",
+        "--admin-port",
+        "0",
+        "--address",
+        "127.0.0.1",
+    ]
     mixerd_args += ["--config", empty]
     results: dict[str, dict[str, list[float]]] = {"floor": {}, "mixerd": {}}
     latencies: dict[str, list[float]] = {}

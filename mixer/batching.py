@@ -9,7 +9,9 @@ dropped and counted. So a backend that is down costs memory up to `capacity` ite
 and delivery resumes by itself when the backend returns.
 
 `send(batch)` may be a coroutine function, or a plain function; a plain one runs in a worker thread
-(it may block on a socket). Counters (`stats`): queued, sent, dropped, failed (send attempts that raised).
+(it may block on a socket). Counters (`stats`): queued, sent, dropped, failed (send attempts that raised);
+`delivery_state()` says how full the queue is now and what the last failed send said. Drops are logged at
+powers of ten, unless `log_drops` is False (the owner reports them in its own words).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .adapter import Env
+if TYPE_CHECKING:  # only a type here: mixerd.adapter re-exports this module, so importing it would cycle
+    from .adapter import Env
 
 T = TypeVar("T")
 
@@ -51,6 +54,7 @@ class BatchQueue(Generic[T]):
         flush_interval: float = 1.0,
         retry_initial: float = 0.1,
         retry_max: float = 10.0,
+        log_drops: bool = True,
         name: str = "",
     ) -> None:
         if capacity < 1 or batch_size < 1:
@@ -63,6 +67,7 @@ class BatchQueue(Generic[T]):
         self.flush_interval = flush_interval
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        self._log_drops = log_drops
         self.stats = BatchStats()
         self._items: deque[T] = deque()
         self._wake = asyncio.Event()
@@ -70,6 +75,8 @@ class BatchQueue(Generic[T]):
         self._idle.set()
         self._closing = False
         self._dropped_logged = 0
+        self._last_error = ""
+        self._last_error_at = 0  # env clock ns
         self._task = env.spawn(self._run, name=name or f"{env.handler} delivery")
 
     def __len__(self) -> int:
@@ -79,6 +86,17 @@ class BatchQueue(Generic[T]):
         """The counters as a handler's `delivery_stats()` publishes them (queued, sent, dropped, failed)."""
         s = self.stats
         return {"queued": s.queued, "sent": s.sent, "dropped": s.dropped, "failed": s.failed}
+
+    def delivery_state(self) -> dict[str, Any]:
+        """The queue now, as a handler's `delivery_state()` publishes it (the admin page shows it): items
+        waiting (`depth`) out of `capacity`, and the last failed send's error and when (clock ns; kept
+        after sends succeed again, "" and 0 before any failure)."""
+        return {
+            "depth": len(self._items),
+            "capacity": self.capacity,
+            "last_error": self._last_error,
+            "last_error_at": self._last_error_at,
+        }
 
     # -- the request side: never waits ------------------------------------------------------------
 
@@ -100,7 +118,7 @@ class BatchQueue(Generic[T]):
     def _drop(self, n: int) -> None:
         self.stats.dropped += n
         # Log at powers of ten so a long outage does not flood the log.
-        if self.stats.dropped >= max(1, self._dropped_logged * 10):
+        if self._log_drops and self.stats.dropped >= max(1, self._dropped_logged * 10):
             self._dropped_logged = self.stats.dropped
             self._env.logger.warning(
                 "%s: delivery queue full (%d items); %d dropped so far",
@@ -133,6 +151,8 @@ class BatchQueue(Generic[T]):
             except Exception as e:
                 self.stats.failed += 1
                 failures += 1
+                self._last_error = f"{type(e).__name__}: {e}"
+                self._last_error_at = self._env.clock()
                 if failures in _LOGGED_FAILURES or failures % 1000 == 0:  # an outage logs a handful of lines
                     self._env.logger.warning(
                         "%s: sending %d items failed (%d attempts so far; retry in %.1fs): %s",

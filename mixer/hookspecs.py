@@ -1,7 +1,7 @@
 """The adapter author's manual: the hooks a mixerd adapter plugin implements.
 
-An adapter is a Python module (or any object) with a function decorated by `mixerd.hookimpl`; mixerd
-finds it through the entry-point group `mixerd.adapters` of an installed package::
+An adapter is a Python module (or any object) with a function decorated by `mixerd.adapter.hookimpl`;
+mixerd finds it through the entry-point group `mixerd.adapters` of an installed package::
 
     [project.entry-points."mixerd.adapters"]
     myadapter = "mixerd_myadapter"
@@ -12,9 +12,12 @@ writing, testing and publishing one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
 
-from .adapter import AdapterInfo
+if TYPE_CHECKING:  # only a type here: mixerd.adapter re-exports hookimpl, so importing it would cycle
+    from .adapter import AdapterInfo
 
 PROJECT = "mixerd"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -19,6 +19,13 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise ValueError(f"port {value} is outside 0..65535")
+    return value
+
+
+def _port_or_off(text: str) -> int:
+    value = int(text)
+    if not -1 <= value <= 65535:
+        raise ValueError(f"port {value} is outside 0..65535 (or -1 for none)")
     return value
 
 
@@ -45,6 +52,41 @@ def _positive(text: str) -> int:
 
 def _optional_str(text: str) -> str | None:
     return text or None
+
+
+def _switch(text: str) -> bool:
+    """true or false, in the words Go's strconv.ParseBool takes (envoyproxy/ratelimit's variables)."""
+    value = text.strip().lower()
+    if value in ("1", "t", "true"):
+        return True
+    if value in ("0", "f", "false"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _interval(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{value} must be more than 0")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{value} is not between 0 and 1")
+    return value
+
+
+def _optional_address(text: str) -> str | None:
+    """host:port (or [IPv6]:port), or empty for none."""
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    bare_ipv6 = ":" in host and not host.startswith("[")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or bare_ipv6:
+        raise ValueError(f"expected host:port (an IPv6 host in brackets), got {text!r}")
+    return text
 
 
 def _setting(default: Any, parse: Callable[[str], Any], help: str, metavar: str) -> Any:
@@ -92,6 +134,13 @@ class Settings:
         "seconds between checks of the --config folder for changes; 0 turns reloading off",
         "SECONDS",
     )
+    handler_retry_interval: float = _setting(
+        1.0,
+        _seconds,
+        "seconds before a handler whose build failed is built again (doubling up to 60 s while it still "
+        "fails); 0 turns retrying off",
+        "SECONDS",
+    )
     config_max_file_bytes: int = _setting(
         4 * 1024 * 1024,
         _positive,
@@ -110,6 +159,21 @@ class Settings:
     monitoring_port: int = _setting(
         15014, _port, "HTTP port for mixerd's own /metrics, /version, /healthz, /readyz; 0 picks one", "PORT"
     )
+    # -- admin: the introspection page (docs/admin.md) --
+    admin_port: int = _setting(
+        9876,
+        _port_or_off,
+        "HTTP port of the admin page (config in force, routes, handlers, quotas; ControlZ's port); "
+        "0 picks a free port, -1 turns it off",
+        "PORT",
+    )
+    admin_address: str = _setting(
+        "127.0.0.1",
+        str,
+        "address the admin page binds to: it shows the config and internals, so local unless opened",
+        "HOST",
+    )
+    # -- end of admin --
     prometheus_port: int = _setting(
         42422,
         _port,
@@ -142,7 +206,75 @@ class Settings:
         "an entry over 1/64 of it is not cached; 0 turns the cache off",
         "BYTES",
     )
+    # -- Envoy's rate limit service (docs/envoy/ratelimit.md); envoyproxy/ratelimit's variable in brackets --
+    ratelimit_config: str | None = _setting(
+        None,
+        _optional_str,
+        "folder of envoyproxy/ratelimit config files (*.yaml, as they are), reloaded like --config",
+        "DIR",
+    )
+    ratelimit_handler: str | None = _setting(
+        None,
+        _optional_str,
+        "memquota or redisquota handler of --config (name or FQN) counting --ratelimit-config's domains; "
+        "unset: in memory",
+        "HANDLER",
+    )
+    ratelimit_merge_domain_config: bool = _setting(
+        False, _switch, "let several --ratelimit-config files add to one domain [MERGE_DOMAIN_CONFIG]", "BOOL"
+    )
+    ratelimit_shadow_mode: bool = _setting(
+        False, _switch, "answer OK overall whatever the limits say, and count it [SHADOW_MODE]", "BOOL"
+    )
+    ratelimit_quota_mode: bool = _setting(
+        False, _switch, "every descriptor in quota mode [QUOTA_MODE]", "BOOL"
+    )
+    ratelimit_stop_cache_key_increment_when_overlimit: bool = _setting(
+        False,
+        _switch,
+        "a request over one limit is counted by none [STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT]",
+        "BOOL",
+    )
+    ratelimit_near_limit_ratio: float = _setting(
+        0.8, _ratio, "share of a limit past which hits count as near_limit [NEAR_LIMIT_RATIO]", "RATIO"
+    )
+    ratelimit_limit_response_headers_enabled: bool = _setting(
+        False,
+        _switch,
+        "answers carry RateLimit-Limit/Remaining/Reset headers [LIMIT_RESPONSE_HEADERS_ENABLED]",
+        "BOOL",
+    )
+    ratelimit_limit_limit_header: str = _setting(
+        "RateLimit-Limit", str, "name of the limit header [LIMIT_LIMIT_HEADER]", "NAME"
+    )
+    ratelimit_limit_remaining_header: str = _setting(
+        "RateLimit-Remaining", str, "name of the remaining header [LIMIT_REMAINING_HEADER]", "NAME"
+    )
+    ratelimit_limit_reset_header: str = _setting(
+        "RateLimit-Reset", str, "name of the reset header [LIMIT_RESET_HEADER]", "NAME"
+    )
+    ratelimit_response_dynamic_metadata: bool = _setting(
+        False,
+        _switch,
+        "answers carry the request and passed descriptors' metadata as dynamic metadata "
+        "[RESPONSE_DYNAMIC_METADATA]",
+        "BOOL",
+    )
+    ratelimit_statsd_address: str | None = _setting(
+        None,
+        _optional_address,
+        "host:port of a statsd server to send envoyproxy/ratelimit's stats to [STATSD_HOST, STATSD_PORT]",
+        "ADDRESS",
+    )
+    ratelimit_stats_flush_interval: float = _setting(
+        10.0, _interval, "seconds between statsd sends [STATS_FLUSH_INTERVAL]", "SECONDS"
+    )
+    # -- end of Envoy's rate limit service --
     log_level: str = _setting("info", str, "log level: debug, info, warning or error", "LEVEL")
+    log_level_grpc: str = _setting(
+        "warning", str, "log level of the libraries under mixerd (gRPC, asyncio, clients)", "LEVEL"
+    )
+    log_format: str = _setting("text", str, "log line format: text, or json (one object per line)", "FORMAT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +302,17 @@ SETTINGS: tuple[Setting, ...] = tuple(
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
-    """Add one flag per setting; a MIXERD_<NAME> environment variable replaces the default."""
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    environ: Mapping[str, str] | None = None,
+    only: Collection[str] | None = None,
+) -> None:
+    """Add one flag per setting (or per setting named in `only`); a MIXERD_<NAME> environment variable
+    replaces the default."""
     env = os.environ if environ is None else environ
     for s in SETTINGS:
+        if only is not None and s.name not in only:
+            continue
         default = s.default
         if s.env_var in env:
             try:

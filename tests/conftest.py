@@ -1,8 +1,9 @@
 """Shared pytest configuration for mixerd's tests."""
 
+import logging
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mixerd.bundled import rules_folder
+from mixerd.logs import LIBRARY_LOGGERS
 
 
 @pytest.fixture
@@ -27,3 +29,19 @@ def bundled_rules(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], P
         return target
 
     return copy
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Put the logging set-up back after each test: a test that runs `mixerd serve` in-process has
+    logs.configure() point the root logger at that test's captured stderr, which is closed once the
+    test ends, and a later log line (a TLS handshake failure gRPC logs) then fails with "--- Logging
+    error ---" on the stderr of whichever test runs then."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    libraries = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, library_level in libraries.items():
+        logging.getLogger(name).setLevel(library_level)

@@ -5,8 +5,7 @@ docs/adapters/denier.md.
 
 from __future__ import annotations
 
-from mixerd.adapter import AdapterInfo
-from mixerd.hookspecs import hookimpl
+from mixerd.adapter import AdapterInfo, hookimpl
 
 from .handler import DenierHandler, build
 from .params import Params, Status

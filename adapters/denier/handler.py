@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from mixerd.adapter import CheckResult, Duration, Env, QuotaArgs, QuotaResult
-from mixerd.templates import CheckNothingInstance, ListEntryInstance, QuotaInstance
+from mixerd.adapter import (
+    CheckNothingInstance,
+    CheckResult,
+    Duration,
+    Env,
+    ListEntryInstance,
+    QuotaArgs,
+    QuotaInstance,
+    QuotaResult,
+)
 
 from .params import Params
 

@@ -12,9 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixerd.adapter import Code, DirectResponse, Duration
-from mixerd.api.policy.v1beta1.http_response_pb2 import HttpStatusCode
-from mixerd.params import Problem
+from mixerd.adapter import Code, DirectResponse, Duration, HttpStatusCode, Problem
 
 DIRECT_HTTP_RESPONSE = "type.googleapis.com/istio.policy.v1beta1.DirectHttpResponse"
 

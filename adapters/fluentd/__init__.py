@@ -9,8 +9,7 @@ See docs/adapters/fluentd.md.
 
 from __future__ import annotations
 
-from mixerd.adapter import AdapterInfo
-from mixerd.hookspecs import hookimpl
+from mixerd.adapter import AdapterInfo, hookimpl
 
 from .handler import FluentdHandler, build
 from .params import Params

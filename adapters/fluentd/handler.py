@@ -14,9 +14,7 @@ import contextlib
 import threading
 from collections.abc import Mapping
 
-from mixerd.adapter import Env, InstanceInfo, ValueType
-from mixerd.batching import BatchQueue, SendProgress
-from mixerd.templates import LogEntryInstance
+from mixerd.adapter import BatchQueue, Env, InstanceInfo, LogEntryInstance, SendProgress, ValueType
 
 from . import record
 from .params import Params, split_address
@@ -100,6 +98,10 @@ class FluentdHandler:
     def delivery_stats(self) -> Mapping[str, int]:
         """The delivery queue's counters, in entries: queued, sent, dropped (buffer full), failed (pushes)."""
         return self._queue.delivery_stats()
+
+    def delivery_state(self) -> Mapping[str, object]:
+        """The delivery queue now: depth, capacity, the last failed send's error and when (admin page)."""
+        return self._queue.delivery_state()
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Push what is queued now (True), or give up after `timeout` seconds (False)."""

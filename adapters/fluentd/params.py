@@ -6,8 +6,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mixerd.adapter import Duration
-from mixerd.params import Problem, camel
+from mixerd.adapter import Duration, Problem, camel
 
 _MINUTE = Duration(60_000_000_000)  # immutable, so one shared default is safe
 _POSITIVE = (

@@ -13,9 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mixerd.attribute import values
-from mixerd.attribute.values import Duration, Timestamp
-from mixerd.templates import LogEntryInstance
+from mixerd.adapter import Duration, LogEntryInstance, Timestamp, go_ip_text
 
 _NS_PER_MS = 1_000_000
 
@@ -45,17 +43,10 @@ def value(v: Any, is_ip: bool = False, integer_duration: bool = False) -> Any:
         return str(v)
     if isinstance(v, bytes | bytearray):
         raw = bytes(v)
-        return ip_text(raw) if is_ip or len(raw) in (4, 16) else raw
+        # an address as Go's net.IP prints it; `?<hex>` for other bytes in an IP_ADDRESS variable
+        return go_ip_text(raw, empty="") if is_ip or len(raw) in (4, 16) else raw
     if isinstance(v, Mapping):
         return {str(k): value(x, False, integer_duration) for k, x in v.items()}
     if v is None or isinstance(v, str | int | float | bool):
         return v
     return str(v)
-
-
-def ip_text(raw: bytes) -> str:
-    """An address as Go's net.IP prints it (an IPv4-mapped IPv6 address in dotted form); other bytes
-    as `?<hex>`."""
-    if len(raw) in (4, 16):
-        return values.ip_text(raw)
-    return "?" + raw.hex() if raw else ""

@@ -11,8 +11,7 @@ built but unavailable, and generates nothing. See docs/adapters/kubernetesenv.md
 
 from __future__ import annotations
 
-from mixerd.adapter import AdapterInfo
-from mixerd.hookspecs import hookimpl
+from mixerd.adapter import AdapterInfo, hookimpl
 
 from .cache import PodCache
 from .handler import KubernetesEnvHandler, build

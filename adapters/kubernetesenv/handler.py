@@ -18,8 +18,7 @@ from typing import Any
 
 from kubernetes.client import ApiClient
 
-from mixerd.adapter import Env
-from mixerd.templates import KubernetesInstance
+from mixerd.adapter import Env, KubernetesInstance
 
 from .cache import PodCache, Record
 from .cluster import NoCluster, connect

@@ -7,8 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from mixerd.adapter import Duration
-from mixerd.params import Problem
+from mixerd.adapter import Duration, Problem
 
 _FIVE_MINUTES = Duration(300 * 1_000_000_000)  # immutable, so one shared default is safe
 

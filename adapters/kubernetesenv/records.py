@@ -91,8 +91,9 @@ def normalize_ip(raw: bytes) -> bytes:
 
 
 def is_unspecified(raw: bytes) -> bool:
-    """b"", 0.0.0.0 or ::, i.e. no address to look up."""
-    return not any(raw)
+    """b"", 0.0.0.0 or ::, i.e. no address to look up; 0.0.0.0 in the 16-byte form too, which the
+    default config's `source.ip | ip("0.0.0.0")` gives (net.IP.IsUnspecified, as Mixer asked)."""
+    return not any(raw) or normalize_ip(raw) == b"\x00\x00\x00\x00"
 
 
 def pod_record(pod: Any) -> PodRecord | None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mixerd.adapter import AdapterInfo, Env, InstanceInfo
-from mixerd.hookspecs import hookimpl
-from mixerd.params import Problem
+from mixerd.adapter import AdapterInfo, Env, InstanceInfo, Problem, hookimpl
 
 from .handler import ListChecker, ListUnavailable
 from .params import EntryType, Params

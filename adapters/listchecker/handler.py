@@ -6,8 +6,7 @@ import asyncio
 import hashlib
 import urllib.request
 
-from mixerd.adapter import CheckResult, Code, Duration, Env
-from mixerd.templates import ListEntryInstance
+from mixerd.adapter import CheckResult, Code, Duration, Env, ListEntryInstance
 
 from .entries import BadValue, EntryError, EntryList, lookup_key, parse_body
 from .params import Params

@@ -10,25 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mixerd.adapter import AdapterInfo, Env, InstanceInfo
-from mixerd.hookspecs import hookimpl
-from mixerd.params import Problem
+from mixerd.adapter import AdapterInfo, Env, InstanceInfo, Problem, hookimpl, unconfigured_quotas
 
-from .handler import MemQuota, UnknownQuota, dimension_text
+from .handler import MemQuota, UnknownQuota
 from .params import Override, Params, Quota
 
-__all__ = ["MemQuota", "Override", "Params", "Quota", "UnknownQuota", "build", "dimension_text", "validate"]
+__all__ = ["MemQuota", "Override", "Params", "Quota", "UnknownQuota", "build", "validate"]
 
 
 def validate(params: Params, instances: Mapping[str, InstanceInfo]) -> list[Problem]:
     """The params rules (also run by `read_params` through `Params.check`), and a Quota entry for every
     quota instance that rules send to the handler."""
-    problems = list(params.check())
-    configured = {q.name for q in params.quotas}
-    for name, info in sorted(instances.items()):
-        if info.template == "quota" and name not in configured:
-            problems.append((".quotas", f"no quota is configured for instance {name!r}"))
-    return problems
+    return [*params.check(), *unconfigured_quotas((q.name for q in params.quotas), instances)]
 
 
 def build(env: Env) -> MemQuota:

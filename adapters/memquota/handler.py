@@ -6,15 +6,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mixerd.adapter import Duration, Env, QuotaArgs, QuotaResult, RateLimitCall, RateLimitResult
-from mixerd.attribute.values import Timestamp, ip_text
-from mixerd.templates import QuotaInstance
+from mixerd.adapter import (
+    Dimensions,
+    Duration,
+    Env,
+    QuotaArgs,
+    QuotaInstance,
+    QuotaResult,
+    RateLimitCall,
+    RateLimitResult,
+    dimension_texts,
+    matching_override,
+)
 
 from .params import Params, Quota
 from .ratelimit import RateLimitCounters
 from .window import TICK_NS, RollingWindow, window_ticks
 
-BucketKey = tuple[str, tuple[tuple[str, str], ...]]  # (instance name, sorted (dimension, text) pairs)
+BucketKey = tuple[str, Dimensions]  # (instance name, sorted (dimension, text) pairs)
 _MIN_SWEEP = 1024
 
 
@@ -79,8 +88,8 @@ class MemQuota:
             earlier = self._recent.get(args.dedup_id) or self._old.get(args.dedup_id)
             if earlier is not None:
                 return earlier.result(now)
-        dims = {k: dimension_text(v) for k, v in instance.dimensions.items()}
-        key: BucketKey = (instance.name, tuple(sorted(dims.items())))
+        dims = dimension_texts(instance.dimensions)
+        key: BucketKey = (instance.name, dims)
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self._sweep_at:
@@ -94,6 +103,41 @@ class MemQuota:
     def handle_rate_limits(self, calls: Sequence[RateLimitCall]) -> list[RateLimitResult]:
         """Envoy's rate limits (a ratelimitconfig naming this handler), counted in memory."""
         return self._rate_limits.handle(calls)
+
+    def top_counters(self, limit: int = 10) -> dict[str, Any]:
+        """The `limit` busiest counters (most used now) of quotas and of Envoy's rate limits, and how
+        many there are; read-only, for the admin page (which asks from its own thread)."""
+        tick = self._clock() // TICK_NS
+        quotas = []
+        for (name, dims), bucket in list(self._buckets.items()):
+            used = bucket.used if bucket.window is None else bucket.window.peek(tick)
+            if used > 0:
+                quotas.append((used, name, dims, bucket))
+        rows = [
+            {
+                "instance": name,
+                "dimensions": dict(dims),
+                "used": used,
+                "max_amount": bucket.max_amount,
+                "valid_duration": str(bucket.valid_duration) if bucket.window is not None else "",
+            }
+            for used, name, dims, bucket in sorted(quotas, key=lambda row: -row[0])[:limit]
+        ]
+        rate_limits = [
+            {
+                "domain": key[0],
+                "entries": [list(entry) for entry in key[1]],
+                "used": hits,
+                "window": str(Duration(key[2])),
+            }
+            for key, hits in self._rate_limits.busiest(limit)
+        ]
+        return {
+            "quota_counters": len(self._buckets),
+            "quota": rows,
+            "rate_limit_counters": len(self._rate_limits),
+            "rate_limit": rate_limits,
+        }
 
     def close(self) -> None:
         self._rate_limits.clear()
@@ -141,32 +185,9 @@ def _fit(amount: int, available: int, best_effort: bool) -> int:
     return max(available, 0) if best_effort else 0
 
 
-def _limit(quota: Quota, dims: dict[str, str]) -> tuple[int, int]:
+def _limit(quota: Quota, dims: Dimensions) -> tuple[int, int]:
     """(max_amount, valid_duration) from the first override whose dimensions all match, else the quota's."""
-    for override in quota.overrides:
-        if all(dims.get(k) == v for k, v in override.dimensions.items()):
-            return override.max_amount, override.valid_duration
+    override = matching_override(quota.overrides, dims)
+    if override is not None:
+        return override.max_amount, override.valid_duration
     return quota.max_amount, quota.valid_duration
-
-
-def dimension_text(value: Any) -> str:
-    """A dimension value as text, the way it compares with an override's dimensions."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Timestamp):
-        return value.isoformat()
-    if isinstance(value, Duration):
-        return str(value)  # Go's duration text, e.g. 1m30s
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, bytes | bytearray):
-        return ip_text(value) if len(value) in (4, 16) else value.hex()
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{dimension_text(v)}" for k, v in sorted(value.items())) + "]"
-    if value is None:
-        return ""
-    return str(value)

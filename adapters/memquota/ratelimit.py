@@ -69,6 +69,22 @@ class RateLimitCounters:
     def __len__(self) -> int:
         return len(self._counters)
 
+    def busiest(self, limit: int) -> list[tuple[CounterKey, int]]:
+        """The `limit` counters with the most hits in their window now, changing nothing (the admin
+        page asks from its own thread)."""
+        now = self._clock()
+        used = []
+        for key, counter in list(self._counters.items()):
+            window, bucket_size = key[2], key[4]
+            if isinstance(counter, _Fixed):
+                hits = counter.used if counter.window == now // window else 0
+            else:
+                oldest = max(now // bucket_size, counter.newest) - math.ceil(window / bucket_size) + 1
+                hits = sum(n for bucket, n in tuple(counter.buckets) if bucket >= oldest)
+            if hits > 0:
+                used.append((key, hits))
+        return sorted(used, key=lambda pair: -pair[1])[:limit]
+
     def _fixed(self, key: CounterKey, limit: RateLimit, hits: int, now: int) -> RateLimitResult:
         number = now // limit.window
         counter = self._counters.get(key)

@@ -45,6 +45,11 @@ class RollingWindow:
             pairs.append([self._tick, amount])
         self._total += amount
 
+    def peek(self, tick: int) -> int:
+        """What `used(tick)` answers, changing nothing (so another thread may ask, e.g. the admin page)."""
+        oldest_kept = max(tick, self._tick) - self._ticks + 1
+        return sum(amount for at, amount in tuple(self._pairs) if at >= oldest_kept)
+
     def idle(self, tick: int) -> bool:
         """Nothing granted is in the window at `tick`: a new window would answer the same."""
         self._advance(tick)

@@ -4,8 +4,7 @@ testing rules and for measuring mixerd without a backend. See docs/adapters/noop
 
 from __future__ import annotations
 
-from mixerd.adapter import AdapterInfo
-from mixerd.hookspecs import hookimpl
+from mixerd.adapter import AdapterInfo, hookimpl
 
 from .handler import NoopHandler, build
 from .params import Params

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixerd.adapter import CheckResult, Duration, Env, QuotaArgs, QuotaResult
-from mixerd.templates import (
+from mixerd.adapter import (
     ApiKeyInstance,
     AuthorizationInstance,
     CheckNothingInstance,
+    CheckResult,
+    Duration,
+    Env,
     ListEntryInstance,
+    QuotaArgs,
     QuotaInstance,
+    QuotaResult,
 )
 
 # Mixer's noop answers with a billion seconds and a billion uses: a noop verdict must not pull down the

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mixerd.adapter import AdapterInfo, InstanceInfo
-from mixerd.hookspecs import hookimpl
-from mixerd.params import Problem
+from mixerd.adapter import AdapterInfo, InstanceInfo, Problem, hookimpl
 
 from .handler import OtlpHandler, build, build_zipkin
 from .params import Params, Tls, ZipkinParams, zipkin_to_otlp

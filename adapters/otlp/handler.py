@@ -16,9 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from mixerd.adapter import Env
-from mixerd.batching import BatchQueue, SendProgress
-from mixerd.templates import TraceSpanInstance
+from mixerd.adapter import BatchQueue, Env, SendProgress, TraceSpanInstance
 
 from .exporter import Exporter
 from .params import Params, zipkin_to_otlp
@@ -108,6 +106,10 @@ class OtlpHandler:
     def delivery_stats(self) -> Mapping[str, int]:
         """The delivery queue's counters, in spans: queued, sent, dropped (queue full), failed (exports)."""
         return self._queue.delivery_stats()
+
+    def delivery_state(self) -> Mapping[str, object]:
+        """The delivery queue now: depth, capacity, the last failed send's error and when (admin page)."""
+        return self._queue.delivery_state()
 
     def span_counts(self) -> Mapping[str, int]:
         """Instances that gave no span: untraced, sampled_out, invalid. (No `rejected`: the exporter

@@ -13,8 +13,7 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from mixerd.adapter import Duration
-from mixerd.params import Problem
+from mixerd.adapter import Duration, Problem
 
 _SECOND = 1_000_000_000
 # Module constants, not calls in the field defaults: Duration is immutable, so sharing one is safe.

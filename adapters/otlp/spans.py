@@ -42,10 +42,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from mixerd import __version__
-from mixerd.adapter import InstanceInfo
-from mixerd.attribute.values import Duration, Timestamp, ip_text
-from mixerd.templates import TraceSpanInstance
+from mixerd.adapter import MIXERD_VERSION, Duration, InstanceInfo, Timestamp, TraceSpanInstance, ip_text
 
 #: The instrumentation scope every span is exported under.
 SCOPE_NAME = "mixerd"
@@ -79,7 +76,7 @@ _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{16}")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 _INT64 = range(-(1 << 63), 1 << 63)
 _ALL_TRACES = 1 << 64
-_SCOPE = InstrumentationScope(SCOPE_NAME, __version__)
+_SCOPE = InstrumentationScope(SCOPE_NAME, MIXERD_VERSION)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _ERROR = Status(StatusCode.ERROR)
 _UNSET = Status(StatusCode.UNSET)

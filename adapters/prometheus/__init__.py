@@ -4,8 +4,7 @@
 
 from __future__ import annotations
 
-from mixerd.adapter import AdapterInfo
-from mixerd.hookspecs import hookimpl
+from mixerd.adapter import AdapterInfo, hookimpl
 
 from .exporter import Exporter, current
 from .handler import PrometheusHandler, build

@@ -17,8 +17,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from mixerd.attribute.godur import format_go_duration
-from mixerd.attribute.values import Duration, Timestamp, ValueType, ip_text, utc_micros_text
+from mixerd.adapter import Duration, Timestamp, ValueType, format_go_duration, go_ip_text, utc_micros_text
 
 _NS = 1_000_000_000
 
@@ -53,13 +52,6 @@ def format_timestamp(ns: int) -> str:
     return utc_micros_text(ns)
 
 
-def format_ip(raw: bytes) -> str:
-    """As Go's net.IP prints: dotted for IPv4 (also IPv4-mapped IPv6), colon text for IPv6."""
-    if len(raw) in (4, 16):
-        return ip_text(raw)
-    return "?" + bytes(raw).hex() if raw else "<nil>"
-
-
 def format_map(value: Mapping[str, Any]) -> str:
     """`k=v&k2=v2`, sorted by key."""
     return "&".join(f"{k}={format_label(v)}" for k, v in sorted(value.items()))
@@ -88,7 +80,7 @@ def format_label(value: Any) -> str:
     if isinstance(value, float):
         return format_double(value)
     if isinstance(value, bytes | bytearray):
-        return format_ip(bytes(value))
+        return go_ip_text(bytes(value))
     if isinstance(value, Mapping):
         return format_map(value)
     return "" if value is None else str(value)
@@ -100,7 +92,7 @@ _LABEL_FORMATTERS: dict[ValueType, LabelFormatter] = {
     ValueType.BOOL: _format_bool,
     ValueType.TIMESTAMP: format_timestamp,
     ValueType.DURATION: format_go_duration,
-    ValueType.IP_ADDRESS: format_ip,
+    ValueType.IP_ADDRESS: go_ip_text,
     ValueType.STRING_MAP: format_map,
 }
 

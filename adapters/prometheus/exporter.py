@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from mixerd.server.http_server import BackgroundHttpServer
+from mixerd.adapter import BackgroundHttpServer
 
 from .naming import MetricDef
 from .params import Kind

@@ -17,8 +17,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mixerd.adapter import Env, InstanceInfo
-from mixerd.templates import MetricInstance
+from mixerd.adapter import Env, InstanceInfo, MetricInstance
 
 from . import exporter as shared
 from .convert import (

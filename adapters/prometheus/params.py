@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from mixerd.adapter import Duration
-from mixerd.attribute.godur import format_go_duration
-from mixerd.params import Problem
+from mixerd.adapter import Duration, Problem, format_go_duration
 
 # A module constant, not a call in a field default: Duration is immutable, so sharing one is safe.
 _NO_DURATION = Duration(0)

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mixerd.adapter import InstanceInfo
-from mixerd.params import Problem
+from mixerd.adapter import InstanceInfo, Problem
 
 from .naming import DEFAULT_NAMESPACE, LABEL_NAME, METRIC_NAME, MetricDef, safe_name
 from .params import Kind, MetricInfo, Params

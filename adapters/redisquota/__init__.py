@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mixerd.adapter import AdapterInfo, Env, InstanceInfo
-from mixerd.hookspecs import hookimpl
-from mixerd.params import Problem
+from mixerd.adapter import AdapterInfo, Env, InstanceInfo, Problem, hookimpl, unconfigured_quotas
 
 from .client import make_backend
 from .handler import RedisQuota
@@ -34,12 +32,7 @@ __all__ = [
 def validate(params: Params, instances: Mapping[str, InstanceInfo]) -> list[Problem]:
     """The params rules (also run by `read_params` through `Params.check`), and a Quota entry for every
     quota instance that rules send to the handler. Pure: Redis is not asked anything."""
-    problems = list(params.check())
-    configured = {q.name for q in params.quotas}
-    for name, info in sorted(instances.items()):
-        if info.template == "quota" and name not in configured:
-            problems.append((".quotas", f"no quota is configured for instance {name!r}"))
-    return problems
+    return [*params.check(), *unconfigured_quotas((q.name for q in params.quotas), instances)]
 
 
 async def build(env: Env) -> RedisQuota:

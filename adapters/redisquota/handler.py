@@ -21,12 +21,12 @@ from mixerd.adapter import (
     Duration,
     Env,
     QuotaArgs,
+    QuotaInstance,
     QuotaResult,
     RateLimitCall,
     RateLimitResult,
+    dimension_texts,
 )
-from mixerd.templates import QuotaInstance
-from mixerd_adapters.memquota import dimension_text
 
 from .address import parse_address
 from .cache import AnsweredIds, ExhaustedBuckets
@@ -66,6 +66,7 @@ class RedisQuota:
         self._first_connect: asyncio.Task[Any] | None = None  # a rate limit handler's first attempt
         self._up = False
         self._reason = "not connected yet"
+        self._last_error = ""  # the last failure's text, for backend_state
         self._reconnecting: asyncio.Task[Any] | None = None
         self._closed = False
         self._last_error_log = 0.0
@@ -76,6 +77,17 @@ class RedisQuota:
     def available(self) -> bool:
         """Whether Redis answered the last time it was asked."""
         return self._up
+
+    def backend_state(self) -> dict[str, Any]:
+        """Redis as this handler sees it, for the admin page: whether it answers, where it is (no
+        password), the fail policy, the last error (kept after Redis answers again) and the counters."""
+        return {
+            "connected": self._up,
+            "address": self._where,
+            "fail_policy": self._policy,
+            "last_error": self._last_error,
+            "stats": dict(self.stats),
+        }
 
     async def start(self) -> None:
         """Reach Redis once (within the timeout); if that fails, keep trying in the background."""
@@ -93,7 +105,7 @@ class RedisQuota:
         try:
             await self._backend.connect(self._deadline())
         except (RedisError, OSError, TimeoutError) as e:
-            self._reason = _describe(e)
+            self._reason = self._last_error = _describe(e)
             self._log.warning(
                 "%s: cannot reach Redis at %s (%s); retrying in the background, quotas fail %s until then",
                 self._env.handler,
@@ -299,7 +311,7 @@ class RedisQuota:
                 results[i] = QuotaResult(0, Duration(0), Code.UNAVAILABLE, message)
 
     def _bucket(self, quota: Quota, instance: QuotaInstance) -> Bucket:
-        dims = tuple(sorted((k, dimension_text(v)) for k, v in instance.dimensions.items()))
+        dims = dimension_texts(instance.dimensions)
         key = (quota.name, dims)
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -315,7 +327,7 @@ class RedisQuota:
         return asyncio.get_running_loop().time() + self._timeout
 
     def _lost(self, error: BaseException) -> None:
-        self._reason = _describe(error)
+        self._reason = self._last_error = _describe(error)
         if self._up:
             self._up = False
             self._log.warning(
@@ -340,7 +352,7 @@ class RedisQuota:
                 await self._backend.reset()  # no connection from before the failure is trusted
                 await self._backend.connect(self._deadline())
             except (RedisError, OSError, TimeoutError) as e:
-                self._reason = _describe(e)
+                self._reason = self._last_error = _describe(e)
                 delay = min(delay * 2, _MAX_RETRY_S)
                 continue
             # Redis may have restarted empty: forget what it said was used up.
@@ -356,7 +368,7 @@ class RedisQuota:
         if now - self._last_error_log >= _ERROR_LOG_INTERVAL_S:
             self._last_error_log = now
             self._log.error("%s: Redis refused a quota call: %s", self._env.handler, _describe(error))
-        self._reason = _describe(error)
+        self._reason = self._last_error = _describe(error)
 
 
 def _describe(error: BaseException) -> str:

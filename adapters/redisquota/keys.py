@@ -27,7 +27,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from mixerd.adapter import Duration, RateLimit, RateLimitAlgorithm
+from mixerd.adapter import Dimensions, Duration, RateLimit, RateLimitAlgorithm, matching_override
 
 from .params import Algorithm, Quota
 
@@ -58,11 +58,12 @@ class Bucket:
     idle_ms: int  # how long Redis keeps the keys after their last change
 
 
-def make_bucket(quota: Quota, dims: tuple[tuple[str, str], ...]) -> Bucket:
+def make_bucket(quota: Quota, dims: Dimensions) -> Bucket:
     """The bucket of `quota` for the dimension values `dims` (sorted (name, text) pairs)."""
     tag = "{" + ";".join([escape(quota.name), *(f"{escape(k)}={escape(v)}" for k, v in dims)]) + "}"
     base = PREFIX + tag
-    max_amount = _limit(quota, dict(dims))
+    override = matching_override(quota.overrides, dims)
+    max_amount = quota.max_amount if override is None else override.max_amount
     window = int(quota.valid_duration)
     idle_ms = 2 * math.ceil(window / 1_000_000) + 1_000  # twice the window and a second: only for cleanup
     if quota.rate_limit_algorithm == Algorithm.ROLLING_WINDOW:
@@ -94,14 +95,6 @@ def make_bucket(quota: Quota, dims: tuple[tuple[str, str], ...]) -> Bucket:
         window_us=window // _US,
         idle_ms=idle_ms,
     )
-
-
-def _limit(quota: Quota, dims: dict[str, str]) -> int:
-    """The max amount of the first override whose dimensions all match (as text), else the quota's."""
-    for override in quota.overrides:
-        if all(dims.get(k) == v for k, v in override.dimensions.items()):
-            return override.max_amount
-    return quota.max_amount
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from mixerd.adapter import Duration
-from mixerd.params import Problem
+from mixerd.adapter import Duration, Problem
 
 from .address import address_problems, sentinel_problems
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mixerd.adapter import AdapterInfo, InstanceInfo
-from mixerd.hookspecs import hookimpl
-from mixerd.params import Problem
+from mixerd.adapter import AdapterInfo, InstanceInfo, Problem, hookimpl
 
 from .handler import StatsdHandler, build
 from .params import MetricInfo, MetricType, Params

@@ -18,10 +18,7 @@ from typing import Any
 
 from statsd.client.base import PipelineBase, StatsClientBase
 
-from mixerd.adapter import Env
-from mixerd.attribute.values import Duration, Timestamp
-from mixerd.batching import BatchQueue, SendProgress
-from mixerd.templates import MetricInstance
+from mixerd.adapter import BatchQueue, Duration, Env, MetricInstance, SendProgress, Timestamp
 
 from .params import MAX_UDP_PAYLOAD, MetricType, Params, split_address
 from .template import NameTemplate, parse
@@ -156,6 +153,10 @@ class StatsdHandler:
     def delivery_stats(self) -> Mapping[str, int]:
         """The delivery queue's counters, in lines: queued, sent, dropped (queue full), failed (sends)."""
         return self._queue.delivery_stats()
+
+    def delivery_state(self) -> Mapping[str, object]:
+        """The delivery queue now: depth, capacity, the last failed send's error and when (admin page)."""
+        return self._queue.delivery_state()
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Send what is queued now (True), or give up after `timeout` seconds (False)."""

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from mixerd.adapter import Duration
-from mixerd.params import Problem
+from mixerd.adapter import Duration, Problem
 
 from .template import TemplateError, parse
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from mixerd.attribute.values import Duration, Timestamp, ip_text
+from mixerd.adapter import Duration, Timestamp, ip_text
 
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _REFERENCE = re.compile(r"\.([^\W\d]\w*)")  # a Go identifier after the dot

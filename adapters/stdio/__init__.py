@@ -4,8 +4,7 @@ file or a size-rotated file, in Mixer's stdio format. See docs/adapters/stdio.md
 
 from __future__ import annotations
 
-from mixerd.adapter import AdapterInfo
-from mixerd.hookspecs import hookimpl
+from mixerd.adapter import AdapterInfo, hookimpl
 
 from .handler import StdioHandler, build
 from .params import Level, LogStream, Params

@@ -19,9 +19,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from mixerd.attribute import values
-from mixerd.attribute.godur import format_go_duration
-from mixerd.attribute.values import Duration, Timestamp, utc_micros_text
+from mixerd.adapter import Duration, Timestamp, format_go_duration, go_ip_text, utc_micros_text
 
 from .params import Level
 
@@ -31,13 +29,6 @@ LEVEL_NAMES = {Level.INFO: "info", Level.WARNING: "warn", Level.ERROR: "error"}
 def format_time(ns: int) -> str:
     """UTC with exactly six fraction digits and `Z`, as Mixer's stdio printed every time."""
     return utc_micros_text(ns)
-
-
-def ip_text(raw: bytes) -> str:
-    """An IP address as Go's net.IP prints it; other bytes as `?<hex>`."""
-    if len(raw) in (4, 16):
-        return values.ip_text(raw)
-    return "?" + raw.hex() if raw else ""
 
 
 def _float_text(value: float) -> str:
@@ -83,7 +74,7 @@ def value_json(value: Any, is_ip: bool = False) -> str:
     if isinstance(value, bytes | bytearray):
         raw = bytes(value)
         if is_ip or len(raw) in (4, 16):
-            return _string(ip_text(raw))
+            return _string(go_ip_text(raw, empty=""))  # `?<hex>` for other bytes in an IP field
         return _string(base64.b64encode(raw).decode("ascii"))
     if isinstance(value, Mapping):
         return "{" + ",".join(_key(str(k)) + value_json(v) for k, v in sorted(value.items())) + "}"

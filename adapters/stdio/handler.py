@@ -1,19 +1,18 @@
 """The stdio handler: turns logentry and metric instances into lines, queued and written in the background.
 
-Report never waits on the output (DESIGN.md decision 6): a handler call only encodes lines and appends
-them to a bounded queue; a background job writes the queue out at least every FLUSH_INTERVAL_S, in a
-worker thread so that a slow terminal or disk never stalls the event loop; close() writes what is left.
+Report never waits on the output (DESIGN.md decision 6): a handler call only encodes lines and puts
+them in a BatchQueue of MAX_QUEUED_LINES (a full queue drops and counts). The queue's background task
+writes them at least every FLUSH_INTERVAL_S, in a worker thread so that a slow terminal or disk never
+stalls the event loop, and retries a failed write with back-off; close() writes what is left.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import threading
 from collections.abc import Mapping
 
-from mixerd.adapter import Env, InstanceInfo, ValueType
-from mixerd.templates import LogEntryInstance, MetricInstance
+from mixerd.adapter import BatchQueue, Env, InstanceInfo, LogEntryInstance, MetricInstance, ValueType
 
 from . import encode
 from .params import Level, Params
@@ -22,6 +21,10 @@ from .sinks import Sink, open_sink
 FLUSH_INTERVAL_S = 0.1
 #: Lines queued at most; beyond that new entries are dropped (and counted in a warning).
 MAX_QUEUED_LINES = 100_000
+#: Lines written at most per write; a write also happens every FLUSH_INTERVAL_S.
+LINES_PER_WRITE = 10_000
+#: How long close() tries to write what is still queued.
+CLOSE_TIMEOUT_S = 5.0
 
 _NO_KEYS: frozenset[str] = frozenset()
 
@@ -30,7 +33,7 @@ class StdioHandler:
     def __init__(self, env: Env, sink: Sink) -> None:
         params: Params = env.params
         self._env = env
-        self._sink = sink
+        self._sink: Sink | None = sink
         self._as_json = params.output_as_json
         self._output_level = params.output_level
         self._metric_level = params.metric_level
@@ -39,10 +42,18 @@ class StdioHandler:
         for name, level in sorted(params.severity_levels.items()):
             self._folded.setdefault(name.lower(), level)
         self._ip_keys, self._ip_values = _ip_fields(env.instances)
-        self._queue: collections.deque[str] = collections.deque()
-        self._dropped = 0
-        self._write_lock = threading.Lock()  # one writer at a time: the periodic flush or close()
+        self._write_lock = threading.Lock()  # one write at a time, even when a cancelled one still runs
+        self._drops_reported = 0
         self._closed = False
+        self._queue: BatchQueue[str] = BatchQueue(
+            env,
+            self._write,
+            capacity=MAX_QUEUED_LINES,
+            batch_size=LINES_PER_WRITE,
+            flush_interval=FLUSH_INTERVAL_S,
+            log_drops=False,  # said at the next write, as how far the output fell behind
+            name=f"{env.handler} stdio writes",
+        )
 
     def severity(self, name: str) -> Level:
         """The level of a logentry severity: exact match, then case-insensitive, else INFO."""
@@ -58,7 +69,7 @@ class StdioHandler:
                 continue
             keys = self._ip_keys.get(instance.name, _NO_KEYS)
             fields = encode.fields_json(sorted(instance.variables.items()), keys)
-            self._enqueue(encode.line(self._as_json, level, instance.timestamp, instance.name, fields))
+            self._queue.put(encode.line(self._as_json, level, instance.timestamp, instance.name, fields))
 
     def handle_metric(self, instances: list[MetricInstance]) -> None:
         level = self._metric_level
@@ -69,47 +80,39 @@ class StdioHandler:
             keys = self._ip_keys.get(instance.name, _NO_KEYS)
             dimensions = encode.fields_json(sorted(instance.dimensions.items()), keys)
             fields = f"{value},{dimensions}" if dimensions else value
-            self._enqueue(encode.line(self._as_json, level, self._env.clock(), instance.name, fields))
+            self._queue.put(encode.line(self._as_json, level, self._env.clock(), instance.name, fields))
 
-    def _enqueue(self, text: str) -> None:
-        if self._closed or len(self._queue) >= MAX_QUEUED_LINES:
-            self._dropped += 1
-            return
-        self._queue.append(text)
-
-    def write_queued(self) -> None:
-        """Write every queued line to the sink (blocking; run off the event loop)."""
+    def _write(self, lines: list[str]) -> None:
+        """Write `lines` to the sink (in a worker thread); raises when the sink does, so they are retried."""
         with self._write_lock:
-            self._write_locked()
+            dropped = self._queue.stats.dropped - self._drops_reported
+            if dropped:
+                self._drops_reported += dropped
+                self._env.logger.warning(
+                    "%s: output fell behind; dropped %d entries", self._env.handler, dropped
+                )
+            if self._sink is not None:
+                self._sink.write(lines)
 
-    def _write_locked(self) -> None:
-        lines: list[str] = []
-        try:
-            while True:
-                lines.append(self._queue.popleft())  # popleft and append are atomic: no lost lines
-        except IndexError:
-            pass
-        if lines and self._sink is not None:
-            self._sink.write(lines)
+    def delivery_stats(self) -> Mapping[str, int]:
+        """The queue's counters, in lines: queued, sent (written), dropped (queue full), failed (writes)."""
+        return self._queue.delivery_stats()
 
-    async def flush(self) -> None:
-        """The periodic job: report drops, then write the queue in a worker thread."""
-        if self._dropped:
-            dropped, self._dropped = self._dropped, 0
-            self._env.logger.warning("%s: output fell behind; dropped %d entries", self._env.handler, dropped)
-        if self._queue:
-            await asyncio.to_thread(self.write_queued)
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Write what is queued now (True), or give up after `timeout` seconds (False)."""
+        return await self._queue.flush(timeout)
 
     async def close(self) -> None:
-        """Write what is queued and close the output (a file; stdout and stderr stay open). Idempotent."""
+        """Write what is queued (for at most CLOSE_TIMEOUT_S) and close the output (a file; stdout and
+        stderr stay open). Idempotent."""
         if self._closed:
             return
         self._closed = True
-        await asyncio.to_thread(self._finish)
+        await self._queue.close(CLOSE_TIMEOUT_S)
+        await asyncio.to_thread(self._close_sink)
 
-    def _finish(self) -> None:
+    def _close_sink(self) -> None:
         with self._write_lock:
-            self._write_locked()
             sink, self._sink = self._sink, None
             if sink is not None:
                 sink.close()
@@ -131,6 +134,4 @@ def _ip_fields(instances: Mapping[str, InstanceInfo]) -> tuple[dict[str, frozens
 
 
 def build(env: Env) -> StdioHandler:
-    handler = StdioHandler(env, open_sink(env.params, env.clock))
-    env.every(FLUSH_INTERVAL_S, handler.flush, name=f"{env.handler} stdio flush")
-    return handler
+    return StdioHandler(env, open_sink(env.params, env.clock))

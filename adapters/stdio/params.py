@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from mixerd.params import Problem, camel
+from mixerd.adapter import Problem, camel
 
 
 class LogStream(IntEnum):

@@ -167,6 +167,14 @@ def ip_text(raw: bytes) -> str:
     raise ValueError(f"{len(raw)} bytes are not an IP address")
 
 
+def go_ip_text(raw: bytes, *, empty: str = "<nil>") -> str:
+    """Any bytes an IP_ADDRESS field may hold, as Go's net.IP.String() prints them: `ip_text` for 4 or 16
+    bytes, `?` and the hex digits for another length, and `<nil>` (or `empty`) for none."""
+    if len(raw) in (4, 16):
+        return ip_text(raw)
+    return "?" + bytes(raw).hex() if raw else empty
+
+
 def parse_ip(text: str) -> bytes | None:
     """An IP address in text (dotted IPv4, or IPv6 with an optional %zone, which stays host-local) as an
     IP_ADDRESS value: 4 or 16 raw bytes; None when it is not one (a NUL or any other stray byte too)."""

@@ -9,7 +9,6 @@ says which (0 value, 1 error).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
@@ -17,9 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..attribute import BUILTIN_MANIFEST, AttributeBag, Duration, Timestamp, ValueType
+from ..attribute.values import ip_text
 from ..client import attrs
 from ..config import ConfigRejected, load_manifest
 from .client import add_attribute_flags
+
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 
 
 class _RawAttributes(argparse.Action):
@@ -66,9 +68,13 @@ def _typed_values(raw: list[tuple[str, str, str, str]], manifest: Mapping[str, V
 
 
 def to_json_value(value: Any, value_type: ValueType) -> Any:
-    """A value as JSON shows it: IPs as text, timestamps RFC 3339, durations in Go syntax."""
-    if value_type is ValueType.IP_ADDRESS and isinstance(value, bytes):
-        return str(ipaddress.ip_address(value))
+    """A value as JSON shows it: timestamps RFC 3339, durations in Go syntax, IPs as text that keeps their
+    length: the 4 bytes a proxy sends as `1.2.3.4`, the 16 bytes ip("1.2.3.4") gives (Go's net.ParseIP,
+    what an adapter then receives) as `::ffff:1.2.3.4`."""
+    if value_type is ValueType.IP_ADDRESS and isinstance(value, bytes) and len(value) in (4, 16):
+        if len(value) == 16 and value[:12] == _V4_MAPPED:
+            return "::ffff:" + ip_text(value[12:])
+        return ip_text(value)
     if isinstance(value, Timestamp):
         return value.isoformat()
     if isinstance(value, Duration):

@@ -8,6 +8,7 @@ exist yet, so that `mixerd serve --config DEST` serves it and edits never touch 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -44,6 +45,15 @@ def summary(folder: Path) -> str:
     return ""
 
 
+def is_ratelimit_folder(folder: Path) -> bool:
+    """Whether `folder` holds envoyproxy/ratelimit files (each with a top-level `domain:`, none a Mixer
+    resource), which `mixerd serve --ratelimit-config` serves, rather than a `--config` folder."""
+    texts = [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.yaml"))]
+    return bool(texts) and all(
+        re.search(r"^domain:", t, re.M) and not re.search(r"^apiVersion:", t, re.M) for t in texts
+    )
+
+
 def examples() -> dict[str, Path]:
     """Example name -> its installed folder."""
     base = rules_folder("examples")
@@ -69,5 +79,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"mixerd examples: {dest} exists; name a folder that does not", file=sys.stderr)
         return 2
     shutil.copytree(found[args.name], dest, ignore=shutil.ignore_patterns("__pycache__"))
-    print(f"copied {args.name} to {dest}: mixerd serve --config {dest}")
+    flag = "--ratelimit-config" if is_ratelimit_folder(dest) else "--config"
+    print(f"copied {args.name} to {dest}: mixerd serve {flag} {dest}")
     return 0

@@ -1,7 +1,8 @@
-"""`mixerd serve`: run the Mixer gRPC API and the monitoring HTTP server until SIGTERM or SIGINT.
+"""`mixerd serve`: run the Mixer gRPC API, the monitoring HTTP server and the admin page until SIGTERM or
+SIGINT.
 
-Once both servers listen it prints two lines to stdout (format: mixerd.server.app), and on SIGTERM or
-SIGINT it stops taking calls, lets in-flight ones finish within --shutdown-grace and exits 0.
+Once every server listens it prints one line for each to stdout (format: mixerd.server.app), and on
+SIGTERM or SIGINT it stops taking calls, lets in-flight ones finish within --shutdown-grace and exits 0.
 Exit codes: 0 after a clean stop; 1 when a port cannot be bound; 2 for bad settings.
 """
 
@@ -9,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 from typing import Any
 
+from .. import logs
 from .. import settings as _settings
 from ..runtime import heap
 from ..server.app import StartError, start
-
-_LEVELS = ("debug", "info", "warning", "error")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,8 +27,8 @@ def add_parser(subparsers: Any) -> None:
         "serve",
         help="run the istio.mixer.v1 gRPC server",
         description="Serve istio.mixer.v1.Mixer Check and Report, plus gRPC health and reflection, and "
-        "mixerd's own /metrics, /version, /healthz and /readyz over HTTP. Every flag can also be set "
-        "with the environment variable shown in its help.",
+        "mixerd's own /metrics, /version, /healthz and /readyz over HTTP, and a local admin page "
+        "(docs/admin.md). Every flag can also be set with the environment variable shown in its help.",
     )
     _settings.add_arguments(parser)
     parser.set_defaults(run=run)
@@ -35,14 +36,16 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = _settings.from_namespace(args)
-    level = settings.log_level.lower()
-    if level not in _LEVELS:
-        print(
-            f"mixerd serve: error: --log-level {settings.log_level!r}: use one of {', '.join(_LEVELS)}",
-            file=sys.stderr,
-        )
-        return 2
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    choices = (
+        ("--log-level", settings.log_level, logs.LEVELS),
+        ("--log-level-grpc", settings.log_level_grpc, logs.LEVELS),
+        ("--log-format", settings.log_format, logs.FORMATS),
+    )
+    for flag, value, allowed in choices:
+        if value.lower() not in allowed:
+            print(f"mixerd serve: error: {flag} {value!r}: use one of {', '.join(allowed)}", file=sys.stderr)
+            return 2
+    logs.configure(settings.log_level.lower(), settings.log_level_grpc.lower(), settings.log_format.lower())
     try:
         return asyncio.run(_serve(settings))
     except StartError as e:
@@ -51,12 +54,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: _settings.Settings) -> int:
-    running = await start(settings)
-    heap.settle_after_start()  # libraries and the first config never walked by a collection again
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before starting: a signal during the first load (a big config, a stuck read) must stop it too.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.ensure_future(start(settings))
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()  # the load runs in a thread the process does not wait for (runtime.offload)
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        logging.getLogger(__name__).info("stopped while starting")
+        return 0
+    stopped.cancel()
+    running = starting.result()  # StartError goes to serve's caller
+    heap.settle_after_start()  # libraries and the first config never walked by a collection again
     print("\n".join(running.ready_lines()), flush=True)
     try:
         await stop.wait()

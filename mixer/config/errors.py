@@ -1,6 +1,7 @@
 """Config problems that name their place: file, document, resource and field path.
 
 `rules/quota.yaml: rule 'rl.rule.istio-system' .match: expected BOOL, got STRING`
+`export.yaml (document 1, items[3]): rule 'deny.rule.default' .spec.match: ...` (an item of a list)
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ class ConfigError:
     kind: str = ""
     resource: str = ""  # the resource's FQN, when it has one
     path: str = ""  # the field path inside the document, e.g. .spec.match
+    item: int | None = None  # the index in a list document's `items`
 
     def __str__(self) -> str:
         where = self.file
-        if self.resource:
+        if self.item is not None:
+            where += f" (document {self.document}, items[{self.item}])"
+            if self.resource:
+                where += f": {self.kind} {self.resource!r}"
+        elif self.resource:
             where += f": {self.kind} {self.resource!r}"
         elif self.document:
             where += f" (document {self.document})"

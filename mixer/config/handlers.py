@@ -15,6 +15,8 @@ from ..adapter import AdapterInfo
 from ..params import ParamsError, read_params
 from .fields import Problem, read_fields
 from .resources import Resource
+from .secrets import ReadSecret
+from .secrets import resolve as resolve_secrets
 
 _FIELDS = ("name", "compiled_adapter", "adapter", "params", "connection")
 
@@ -30,9 +32,13 @@ class CompiledHandler:
 
 
 def compile_handler(
-    r: Resource, adapters: Mapping[str, AdapterInfo], problems: list[Problem]
+    r: Resource,
+    adapters: Mapping[str, AdapterInfo],
+    problems: list[Problem],
+    secrets: dict[str, ReadSecret] | None = None,
 ) -> CompiledHandler | None:
-    """The handler's adapter and params, or None with every problem in `problems`."""
+    """The handler's adapter and params, or None with every problem in `problems`. References to secrets
+    in the params (`${env:NAME}`, `${file:/path}`) are resolved first; the files read go into `secrets`."""
     if r.legacy:
         adapter_name, raw_params, params_path, adapter_path = r.kind, r.spec, ".spec", ".kind"
     else:
@@ -57,6 +63,10 @@ def compile_handler(
     if adapter is None:
         installed = ", ".join(adapters) or "none"
         problems.append((adapter_path, f"unknown adapter {adapter_name!r} (installed: {installed})"))
+        return None
+    before = len(problems)
+    raw_params = resolve_secrets(raw_params, params_path, problems, {} if secrets is None else secrets)
+    if len(problems) > before:
         return None
     try:
         params: Any = read_params(adapter.params, raw_params)

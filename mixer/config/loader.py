@@ -3,14 +3,16 @@ split into YAML documents (yaml_limits.py: strict and bounded).
 
 Each document of a file is parsed on its own (a file is cut at its `---` lines), so a syntax error
 spoils only its document and is reported with its line and column; a key written twice in one mapping
-is an error too (YAML would silently keep the last one).
+is an error too (YAML would silently keep the last one). A Kubernetes list (`kind: List`, what
+`kubectl get -o yaml` writes) stands for its items, each a document of its own (lists.py).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,19 @@ import yaml
 
 from .errors import ConfigError
 from .files import DEFAULT_LIMITS, ReadLimits, Unreadable, config_files, fingerprint, read_config_file
+from .lists import list_items
 from .yaml_limits import AliasBudget, YamlLimitError, load_all
 
-__all__ = ["Document", "config_files", "fingerprint", "read_documents", "split_documents"]
+__all__ = [
+    "Document",
+    "FileRead",
+    "FolderRead",
+    "config_files",
+    "fingerprint",
+    "read_documents",
+    "read_folder",
+    "split_documents",
+]
 
 #: A line that starts a new document: `---` alone or followed by blanks and content.
 _DOCUMENT_START = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
@@ -30,19 +42,55 @@ _UNSPLITTABLE = re.compile(r"^(%|\.\.\.(?=[ \t]|$))", re.MULTILINE)
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One YAML document of a config file."""
+    """One YAML document of a config file, or one item of a list document."""
 
     file: str  # relative to the folder
     number: int  # 1-based within the file
     data: Any
+    item: int | None = None  # the index in the list document's `items`
+    #: The document as written (comments kept, no `---` line), for people to read (the admin page); a
+    #: list's item as YAML of its own.
+    text: str = field(default="", compare=False, repr=False)
+
+    @property
+    def where(self) -> str:
+        """`file (document 2)`, or `file (document 1, items[3])` for a list's item."""
+        item = f", items[{self.item}]" if self.item is not None else ""
+        return f"{self.file} (document {self.number}{item})"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """A config file as it was read: its size and modification time then."""
+
+    path: str  # relative to the folder
+    size: int
+    mtime_ns: int  # 0 when it could not be told
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRead:
+    """What one read of a config folder found: documents, problems, and the files read."""
+
+    documents: list[Document]
+    errors: list[ConfigError]
+    files: list[FileRead]
 
 
 def read_documents(
     folder: Path, limits: ReadLimits = DEFAULT_LIMITS
 ) -> tuple[list[Document], list[ConfigError]]:
     """Every non-empty document in the folder's config files, and the problems reading them."""
+    read = read_folder(folder, limits)
+    return read.documents, read.errors
+
+
+def read_folder(folder: Path, limits: ReadLimits = DEFAULT_LIMITS) -> FolderRead:
+    """Every non-empty document in the folder's config files, the problems reading them, and the files
+    read (with their size and modification time)."""
     documents: list[Document] = []
     errors: list[ConfigError] = []
+    files: list[FileRead] = []
     budget = AliasBudget()
     total = 0
     for path in config_files(folder):
@@ -52,6 +100,7 @@ def read_documents(
         except Unreadable as e:
             errors.append(ConfigError(rel, str(e)))
             continue
+        files.append(FileRead(rel, len(data), _mtime_ns(path)))
         total += len(data)
         if total > limits.max_total_bytes:
             errors.append(
@@ -69,7 +118,15 @@ def read_documents(
             continue
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
         documents.extend(split_documents(rel, text, errors, budget))
-    return documents, errors
+    return FolderRead(documents, errors, files)
+
+
+def _mtime_ns(path: Path) -> int:
+    # Shown to people only (when was this file last changed); the fingerprint is what watches.
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def split_documents(
@@ -84,8 +141,9 @@ def split_documents(
         if not explicit and not _has_content(chunk):
             continue  # comments before the first `---` are not a document
         padded = "\n" * first_line + chunk  # so that error marks carry the file's line numbers
+        spans: list[tuple[int, int]] = []
         try:
-            parsed = list(load_all(padded, budget))
+            parsed = list(load_all(padded, budget, spans))
         except RecursionError:  # only the pure-Python parser recurses; libyaml stops at 1000 levels
             number += 1
             errors.append(ConfigError(file, "YAML nested too deeply to parse", document=number))
@@ -94,11 +152,30 @@ def split_documents(
             number += 1
             errors.append(ConfigError(file, _describe(e), document=number))
             continue
-        for data in parsed or [None]:
+        for i, data in enumerate(parsed or [None]):
             number += 1
             if data is not None:
-                docs.append(Document(file, number, data))
+                written = _written(chunk, padded, spans, i, len(parsed))
+                items = list_items(data, file, number, errors)
+                if items is None:
+                    docs.append(Document(file, number, data, text=written))
+                else:
+                    docs.extend(
+                        Document(file, number, item, index, text=yaml.safe_dump(item, sort_keys=False))
+                        for index, item in items
+                    )
     return docs
+
+
+def _written(chunk: str, padded: str, spans: list[tuple[int, int]], index: int, count: int) -> str:
+    """Document `index` of a chunk as written: the whole chunk (its comments too) when it holds one
+    document, else the document's own span."""
+    if count == 1:
+        if chunk.startswith("---"):
+            chunk = chunk[3:].lstrip(" \t")
+        return chunk.strip("\n").rstrip() + "\n"
+    start, end = spans[index] if index < len(spans) else (0, 0)
+    return padded[start:end].strip("\n").rstrip() + "\n"
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str, bool]]:

@@ -39,7 +39,7 @@ def compile_manifests(resources: list[Resource], errors: list[ConfigError]) -> A
                     (
                         f".spec.attributes[{info.name!r}]",
                         f"declared {info.value_type.name} here and {earlier[0].value_type.name} "
-                        f"in {where.file} (document {where.number})",
+                        f"in {where.where}",
                     )
                 )
                 continue

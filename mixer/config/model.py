@@ -10,7 +10,9 @@ from ..adapter import AdapterInfo, InstanceInfo
 from ..attribute import BUILTIN_MANIFEST, AttributeManifest
 from ..lang import CompiledExpression
 from .instances import InstanceBuilder
+from .loader import FileRead
 from .ratelimit_model import RateLimitDomain
+from .secrets import ReadSecret
 
 DEFAULT_NAMESPACE = "istio-system"
 
@@ -52,6 +54,32 @@ class RuleConfig:
     response_header_operations: tuple[HeaderOperationConfig, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ResourceSource:
+    """A resource of the config as written: where it is, and its YAML text (never a resolved value)."""
+
+    kind: str  # as written
+    name: str
+    namespace: str
+    file: str
+    document: int
+    text: str
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.name}.{self.kind}.{self.namespace}"
+
+
+@dataclass(frozen=True)
+class ConfigSources:
+    """Where a config came from, for people to read (the admin page): its folder, the files read
+    with their size and modification time, and each resource as written."""
+
+    folder: str = ""
+    files: tuple[FileRead, ...] = ()
+    resources: tuple[ResourceSource, ...] = ()
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A valid config, compiled: what the routing table is built from."""
@@ -63,6 +91,9 @@ class Snapshot:
     default_namespace: str = DEFAULT_NAMESPACE
     resources_by_kind: Mapping[str, int] = field(default_factory=dict)  # kinds as written
     rate_limit_domains: Mapping[str, RateLimitDomain] = field(default_factory=dict)  # by domain
+    #: The secret files handler params referred to (`${file:...}`), as they were when read.
+    secret_files: tuple[ReadSecret, ...] = ()
+    sources: ConfigSources = field(default_factory=ConfigSources)
 
 
 EMPTY_SNAPSHOT = Snapshot(BUILTIN_MANIFEST, {}, {}, ())

@@ -1,4 +1,4 @@
-"""A `ratelimitconfig` resource compiled: one rate limit domain for Envoy's rate limit service.
+"""A rate limit domain compiled, from a `ratelimitconfig` resource or an envoyproxy/ratelimit file.
 
 The descriptor tree is envoyproxy/ratelimit's (ENVOY.md section 4): each level maps a request entry to
 a config descriptor, by key and value first, then by a value pattern with `*` wildcards (in config
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..adapter import RateLimit
 from ..regex import Regex, compile_regex, escape
@@ -86,8 +87,14 @@ class DescriptorConfig:
     shadow_mode: bool = False
     share_threshold: bool = False  # a wildcard value: every matching value shares one counter
     children: DescriptorTable = field(default_factory=lambda: EMPTY_TABLE)
-    stat_name: str = ""  # how self metrics name it: `key` or `key_value`, nested ones joined by `.`
+    # How stats name it, as envoyproxy/ratelimit does: `key` or `key_value` of each level, joined by `.`
+    # (a wildcard's value is its pattern), the domain left out.
+    stat_name: str = ""
     pattern: Regex | None = None  # the value's `*` wildcards, compiled
+    quota_mode: bool = False  # over the limit: the request is refused only when all such descriptors are
+    detailed_metric: bool = False  # stats name it by the request's entries (values included)
+    value_to_metric: bool = False  # stats put the request's value at this level in the name
+    metadata: Mapping[str, Any] | None = None  # returned in the answer's dynamic metadata when it passes
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +117,7 @@ class RateLimitDomain:
     """A domain's compiled config, and the handler (FQN) whose backend counts its limits."""
 
     domain: str
-    resource: str  # the ratelimitconfig's FQN
+    resource: str  # the ratelimitconfig's FQN, or the envoyproxy/ratelimit file(s) it comes from
     handler: str
     descriptors: DescriptorTable
 

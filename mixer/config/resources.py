@@ -2,6 +2,12 @@
 
 A resource's FQN is `<name>.<kind>.<namespace>`; legacy per-adapter kinds (`kind: denier`) are handlers
 and legacy per-template kinds (`kind: metric`) are instances, whose spec *is* the params.
+
+Of `metadata`, mixerd reads `name` and `namespace`. The other fields of a Kubernetes object's metadata
+are ignored (IGNORED_METADATA), and so is `status`: the API server sets them (`uid`, `resourceVersion`,
+...) or people and tools set them for Kubernetes' own use (`labels`, `annotations` such as kubectl's
+last-applied-configuration), and Mixer read none of them; so a resource exported with `kubectl get -o
+yaml` loads as it is. Any other metadata field is an error, like an unknown field anywhere.
 """
 
 from __future__ import annotations
@@ -21,7 +27,24 @@ RULE, INSTANCE, HANDLER, MANIFEST = "rule", "instance", "handler", "attributeman
 RATELIMIT = "ratelimitconfig"  # mixerd's own: Envoy rate limit domains (docs/envoy/ratelimit.md)
 KINDS = (RULE, INSTANCE, HANDLER, MANIFEST, RATELIMIT)
 _OUT_OF_PROCESS = ("adapter", "template")
-_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")  # status: the API server's, ignored
+#: Kubernetes' ObjectMeta fields besides name and namespace (see the module docstring): ignored.
+IGNORED_METADATA = (
+    "annotations",
+    "clusterName",
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "labels",
+    "managedFields",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+)
 
 #: Mixer's legacy per-adapter kinds (MIXER.md 5.1), to say "not installed" rather than "unknown".
 MIXER_ADAPTER_KINDS = frozenset(
@@ -66,7 +89,8 @@ class Resource:
         return f"{self.name}.{self.kind}.{self.namespace}"
 
     def error(self, path: str, reason: str) -> ConfigError:
-        return ConfigError(self.document.file, reason, self.document.number, self.kind, self.fqn, path)
+        doc = self.document
+        return ConfigError(doc.file, reason, doc.number, self.kind, self.fqn, path, doc.item)
 
 
 def parse_resources(
@@ -93,7 +117,7 @@ def parse_resources(
             errors.append(
                 resource.error(
                     ".metadata.name",
-                    f"defined twice; also in {earlier.document.file} (document {earlier.document.number})",
+                    f"defined twice; also in {earlier.document.where}",
                 )
             )
             continue
@@ -110,7 +134,7 @@ def _parse(
     errors: list[ConfigError],
 ) -> Resource | None:
     def fail(path: str, reason: str) -> None:
-        errors.append(ConfigError(doc.file, reason, doc.number, path=path))
+        errors.append(ConfigError(doc.file, reason, doc.number, path=path, item=doc.item))
 
     data = doc.data
     if not isinstance(data, Mapping):
@@ -118,7 +142,10 @@ def _parse(
         return None
     api_version = data.get("apiVersion")
     if api_version != API_VERSION:
-        fail(".apiVersion", _api_version_problem(api_version))
+        problem = _api_version_problem(api_version)
+        if api_version is None and "domain" in data and "descriptors" in data:
+            problem += "; this is an envoyproxy/ratelimit file: serve its folder with --ratelimit-config"
+        fail(".apiVersion", problem)
         return None
     kind = data.get("kind")
     if not isinstance(kind, str) or not kind:
@@ -152,6 +179,15 @@ def _parse(
         if key not in _TOP_LEVEL:
             errors.append(
                 resource.error(f".{key}", "unknown field (known: apiVersion, kind, metadata, spec)")
+            )
+    for key in metadata:
+        if key not in ("name", "namespace") and key not in IGNORED_METADATA:
+            errors.append(
+                resource.error(
+                    f".metadata.{key}",
+                    "unknown field (known: name, namespace, and Kubernetes' own fields, which mixerd "
+                    f"ignores: {', '.join(IGNORED_METADATA)})",
+                )
             )
     if not spec_ok:
         errors.append(resource.error(".spec", f"expected a mapping, got {type_name(spec)}"))

@@ -11,8 +11,9 @@ by file and document.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +27,25 @@ from .fields import Problem, read_fields
 from .files import DEFAULT_LIMITS, ReadLimits
 from .handlers import CompiledHandler, compile_handler
 from .instances import ExpressionCache, InstanceBuilder, compile_instance
-from .loader import Document, read_documents
+from .loader import Document, FileRead, read_folder
 from .manifests import compile_manifests
 from .model import (
     DEFAULT_NAMESPACE,
     EMPTY_SNAPSHOT,
     HEADER_OPERATIONS,
     ActionConfig,
+    ConfigSources,
     HandlerConfig,
     HeaderOperationConfig,
+    ResourceSource,
     RuleConfig,
     Snapshot,
 )
+from .ratelimit_files import MEMORY_HANDLER, RateLimitFiles, compile_ratelimit_files, memory_handler
 from .ratelimits import RateLimitContext, compile_ratelimits
 from .resources import HANDLER, INSTANCE, MANIFEST, RATELIMIT, RULE, Resource, parse_resources
 from .rules import RuleContext, compile_rule
+from .secrets import ReadSecret
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -64,14 +69,25 @@ def load_snapshot(
     *,
     default_namespace: str = DEFAULT_NAMESPACE,
     limits: ReadLimits = DEFAULT_LIMITS,
+    ratelimit_files: RateLimitFiles | None = None,
 ) -> Snapshot:
-    """The folder's config compiled; ConfigRejected lists every problem."""
-    documents, errors = read_documents(Path(folder), limits)
+    """The folder's config compiled (with envoyproxy/ratelimit's files, when read); ConfigRejected
+    lists every problem."""
+    read = read_folder(Path(folder), limits)
     try:
-        return compile_snapshot(documents, adapters, default_namespace=default_namespace, errors=errors)
+        return compile_snapshot(
+            read.documents,
+            adapters,
+            default_namespace=default_namespace,
+            errors=read.errors,
+            ratelimit_files=ratelimit_files,
+            folder=str(folder),
+            files=read.files,
+        )
     finally:
         # The parsed YAML is tens of thousands of objects. Freed at once it held the GIL for 30-50 ms
         # (5000 rules); freed a document at a time, a loader thread lets the event loop in between.
+        documents = read.documents
         while documents:
             documents.pop()
 
@@ -82,17 +98,27 @@ def compile_snapshot(
     *,
     default_namespace: str = DEFAULT_NAMESPACE,
     errors: list[ConfigError] | None = None,
+    ratelimit_files: RateLimitFiles | None = None,
+    folder: str = "",
+    files: Sequence[FileRead] = (),
 ) -> Snapshot:
-    """`documents` compiled; ConfigRejected lists every problem (with those in `errors`, from reading)."""
+    """`documents` compiled; ConfigRejected lists every problem (with those in `errors`, from reading).
+    `folder` and `files` (what was read) are kept in the snapshot's `sources`, with every resource."""
     errors = list(errors or [])
     resources = parse_resources(
         documents, default_namespace=default_namespace, adapters=adapters, templates=TEMPLATES, errors=errors
     )
-    snapshot = _compile(resources, adapters, default_namespace, errors)
+    snapshot = _compile(resources, adapters, default_namespace, errors, ratelimit_files)
     if errors:
         # stable: within one document, problems keep the order of the work above
-        raise ConfigRejected(sorted(errors, key=lambda e: (e.file, e.document)))
-    return snapshot
+        raise ConfigRejected(
+            sorted(errors, key=lambda e: (e.file, e.document, -1 if e.item is None else e.item))
+        )
+    written = tuple(
+        ResourceSource(r.kind, r.name, r.namespace, r.document.file, r.document.number, r.document.text)
+        for r in resources
+    )
+    return dataclasses.replace(snapshot, sources=ConfigSources(folder, tuple(files), written))
 
 
 def _compile(
@@ -100,6 +126,7 @@ def _compile(
     adapters: Mapping[str, AdapterInfo],
     default_namespace: str,
     errors: list[ConfigError],
+    ratelimit_files: RateLimitFiles | None = None,
 ) -> Snapshot:
     by_role: dict[str, list[Resource]] = {RULE: [], INSTANCE: [], HANDLER: [], MANIFEST: [], RATELIMIT: []}
     counts: dict[str, int] = {}
@@ -113,9 +140,10 @@ def _compile(
 
     manifest = compile_manifests(by_role[MANIFEST], errors)
     handlers: dict[str, CompiledHandler] = {}
+    secrets: dict[str, ReadSecret] = {}
     for r in by_role[HANDLER]:
         problems: list[Problem] = []
-        handler = compile_handler(r, adapters, problems) if r.spec_ok else None
+        handler = compile_handler(r, adapters, problems, secrets) if r.spec_ok else None
         report(r, problems)
         if handler is not None:
             handlers[r.fqn] = handler
@@ -143,9 +171,13 @@ def _compile(
             rules.append(rule)
     limits = RateLimitContext(ctx.handler_resources, handlers, adapters)
     domains = compile_ratelimits(by_role[RATELIMIT], limits, errors)
-    for fqn in limits.used:  # a handler only a ratelimitconfig names is built too
+    if ratelimit_files is not None:
+        domains.update(compile_ratelimit_files(ratelimit_files, limits, default_namespace, errors))
+    for fqn in limits.used:  # a handler only rate limit domains name is built too
         ctx.routed.setdefault(fqn, {})
     used = _used_handlers(ctx.routed, handlers, ctx.instance_resources, errors, limits.used)
+    if any(d.handler == MEMORY_HANDLER for d in domains.values()):
+        used[MEMORY_HANDLER] = memory_handler(adapters)
     return Snapshot(
         manifest,
         used,
@@ -154,6 +186,7 @@ def _compile(
         default_namespace,
         dict(sorted(counts.items())),
         dict(sorted(domains.items())),
+        tuple(secrets[path] for path in sorted(secrets)),
     )
 
 

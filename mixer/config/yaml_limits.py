@@ -50,10 +50,14 @@ class AliasBudget:
         self.left -= nodes
 
 
-def load_all(text: str, budget: AliasBudget) -> Iterator[Any]:
-    """The documents of `text`, as yaml.safe_load_all gives them but strict and bounded (YAMLError)."""
+def load_all(text: str, budget: AliasBudget, spans: list[tuple[int, int]] | None = None) -> Iterator[Any]:
+    """The documents of `text`, as yaml.safe_load_all gives them but strict and bounded (YAMLError).
+
+    `spans`, when given, gets the (start, end) offsets in `text` of each document's content as it is
+    written (its root node: neither the `---` line nor comments around it)."""
     loader = _BoundedLoader(text)
     loader.budget = budget
+    loader.spans = spans
     try:
         while loader.check_data():
             yield loader.get_data()
@@ -134,9 +138,12 @@ class _BoundedLoader(_BaseLoader):
     twice is an error (YAML would silently keep the last one)."""
 
     budget: AliasBudget
+    spans: list[tuple[int, int]] | None = None
 
     def construct_document(self, node: yaml.Node) -> Any:
         measure(node, self.budget)
+        if self.spans is not None:
+            self.spans.append((node.start_mark.index, node.end_mark.index))
         return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

@@ -1,7 +1,8 @@
 """CEXL syntax tree: constants, attribute variables and function applications (Mixer's `pkg/lang/ast`).
 
 Operators are already function applications here (`a == 2` is `EQ($a, 2)`), so the checker and the
-compiler deal with three node kinds only. `str()` gives Mixer's prefix form, which error texts quote.
+compiler deal with three node kinds only. `str()` gives Mixer's prefix form, which error texts quote; a
+constant shows as it was written (`"10ms"` keeps its quotes, `'c'` its single quotes), as Mixer's do.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ class Constant(Expression):
     value: Any
     type: ValueType
     pos: int = field(default=0, compare=False)
+    # The literal as written (Mixer's StrValue); empty for a constant made in code.
+    text: str = field(default="", compare=False)
 
     def __str__(self) -> str:
-        return _format_value(self.value, self.type)
+        return self.text or _format_value(self.value, self.type)
 
 
 @dataclass(frozen=True, slots=True)

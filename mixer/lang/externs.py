@@ -1,21 +1,24 @@
-"""Implementations of CEXL's functions on Python values (Mixer's `pkg/lang/runtime` externs).
+"""Implementations of CEXL's functions on Python values (Mixer's `pkg/lang` externs).
 
-Known differences from Go, kept small on purpose:
-* dnsName/email/uri validation approximates Go's idna/net/mail/net/url packages (see each function).
-* `matches` runs RE2 (mixerd.regex), as Go's regexp does; a pattern known only per request goes through
-  a bounded cache of compiled patterns (`REQUEST_PATTERNS`).
+The conversions and the typed equalities behave as Mixer's did, on Go's own parsers (gonet): `ip()`
+gives Go's 16-byte form, `dnsName()` returns the name with punycode labels decoded, and `==` between DNS
+names, e-mail addresses or URIs that do not parse is an evaluation error, not false. Error texts are
+Mixer's. `matches` runs RE2 (mixerd.regex), as Go's regexp does; a pattern known only per request goes
+through a bounded cache of compiled patterns (`REQUEST_PATTERNS`).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from functools import lru_cache
-from urllib.parse import urlsplit
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
 
-from mixerd.attribute.values import Timestamp
+from mixerd.attribute.godur import format_go_duration
+from mixerd.attribute.values import Duration, Timestamp
 from mixerd.regex import RegexError, RequestPatterns
 
+from . import gonet
 from .errors import EvaluationError
 
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
@@ -28,17 +31,57 @@ def wrap64(value: int) -> int:
     return (value + _INT64_HALF) % _INT64 - _INT64_HALF
 
 
+def go_text(value: Any) -> str:
+    """`value` as Go's %v prints the Go value it stands for (Mixer's conversion errors show it)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Timestamp):
+        text = value.isoformat()  # Go's time.Time.String() for a UTC time
+        return text[:-1].replace("T", " ", 1) + " +0000 UTC"
+    if isinstance(value, Duration):
+        return format_go_duration(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _go_float(value)
+    if isinstance(value, bytes | bytearray):
+        return "[" + " ".join(str(b) for b in value) + "]"
+    if isinstance(value, Mapping):
+        return "map[" + " ".join(f"{go_text(k)}:{go_text(v)}" for k, v in sorted(value.items())) + "]"
+    return str(value)
+
+
+def _go_float(value: float) -> str:
+    """%v of a float64: shortest digits, with an exponent below 1e-4 and from 1e6 on (1e+06)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    point = len(text) + exponent - 1
+    head = "-" if sign else ""
+    if point < -4 or point >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{head}{mantissa}e{'+' if point >= 0 else '-'}{abs(point):02d}"
+    return head + format(Decimal(text).scaleb(exponent), "f")
+
+
 # -- IP --------------------------------------------------------------------------------------------
 
 
 def ip(text: str) -> bytes:
-    """Go's net.ParseIP: dotted IPv4 or IPv6 text (no zone); 4 or 16 raw bytes."""
-    if "%" not in text:
-        try:
-            return ipaddress.ip_address(text).packed
-        except ValueError:
-            pass
-    raise EvaluationError(f"could not convert {text} to IP_ADDRESS")
+    """Go's net.ParseIP: 16 bytes, an IPv4 address in its IPv4-mapped form (::ffff:1.2.3.4), as Mixer
+    handed it on. Equality, adapters and printing treat it as the IPv4 address it is."""
+    packed = gonet.parse_ip(text)
+    if packed is None:
+        raise EvaluationError(f"could not convert {text} to IP_ADDRESS")
+    return packed
 
 
 def _ip16(value: bytes) -> bytes:
@@ -46,7 +89,7 @@ def _ip16(value: bytes) -> bytes:
 
 
 def ip_equal(a: bytes, b: bytes) -> bool:
-    """net.IP.Equal: an IPv4 address equals its IPv4-mapped IPv6 form."""
+    """net.IP.Equal: an IPv4 address (4 bytes, as proxies send it) equals its IPv4-mapped form."""
     return a == b or _ip16(a) == _ip16(b)
 
 
@@ -62,137 +105,105 @@ def timestamp(text: str) -> Timestamp:
         ) from None
 
 
-def timestamp_equal(a: Timestamp, b: Timestamp) -> bool:
-    return a == b
-
-
-def timestamp_lt(a: Timestamp, b: Timestamp) -> bool:
-    return a < b
-
-
-def timestamp_le(a: Timestamp, b: Timestamp) -> bool:
-    return a <= b
-
-
-def timestamp_gt(a: Timestamp, b: Timestamp) -> bool:
-    return a > b
-
-
-def timestamp_ge(a: Timestamp, b: Timestamp) -> bool:
-    return a >= b
-
-
 # -- DNS names, emails, URIs -----------------------------------------------------------------------
-
-_LDH = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-
-
-#: Names longer than this are not remembered: a valid one has at most 253 characters after mapping, and
-#: the cache must not keep a caller's megabyte-long strings (4096 entries of at most this size).
-_DNS_CACHED_LENGTH = 256
-
-
-def _dns_ascii(name: str) -> str | None:
-    """The lower-case ASCII (punycode) form of a DNS name without its trailing dot; None if invalid."""
-    return _dns_ascii_cached(name) if len(name) <= _DNS_CACHED_LENGTH else _dns_ascii_of(name)
-
-
-def _dns_ascii_of(name: str) -> str | None:
-    """`_dns_ascii`, computed.
-
-    Approximates Go's idna lookup profile with strict domain names: each label is letters, digits and
-    inner hyphens after IDNA mapping, 1..63 bytes, the whole name at most 253.
-    """
-    body = name[:-1] if name.endswith(".") else name
-    if not body:
-        return None
-    labels = []
-    for label in body.split("."):
-        try:
-            ascii_label = (
-                label.encode("idna").decode("ascii").lower() if not label.isascii() else label.lower()
-            )
-        except UnicodeError:
-            return None
-        if not _LDH.fullmatch(ascii_label):
-            return None
-        labels.append(ascii_label)
-    out = ".".join(labels)
-    return out if len(out) <= 253 else None
-
-
-_dns_ascii_cached = lru_cache(maxsize=4096)(_dns_ascii_of)
 
 
 def dns_name(text: str) -> str:
-    if _dns_ascii(text) is None:
-        raise EvaluationError(f"error converting string to dns name: '{text}' is not a valid DNS name")
-    return text
+    """A DNS name under IDNA's label rules (no character rules: `a_b.com` passes, as in Mixer), returned
+    with its punycode labels decoded."""
+    try:
+        return gonet.dns_to_unicode(text)
+    except gonet.IDNAError as e:
+        raise EvaluationError(f"error converting '{text}' to dns name: '{e}'") from None
 
 
-def dns_name_equal(a: str, b: str) -> bool:
-    """Case-insensitive after IDNA mapping; a trailing dot on one side only is ignored."""
-    na, nb = _dns_ascii(a), _dns_ascii(b)
-    if na is None or nb is None:
-        return a.rstrip(".").lower() == b.rstrip(".").lower()
+def _dns_equal(a: str, b: str) -> bool:
+    """Mixer's DNS name equality: both mapped for lookup (lower case; `_` or a space is an error), then
+    equal, a trailing dot on one side only ignored. gonet.IDNAError when either does not map."""
+    na, nb = gonet.dns_for_lookup(a), gonet.dns_for_lookup(b)
+    if na and nb:
+        if na[-1] == "." and nb[-1] != ".":
+            na = na[:-1]
+        if nb[-1] == "." and na[-1] != ".":
+            nb = nb[:-1]
     return na == nb
 
 
-_LOCAL_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_LOCAL_QUOTED = re.compile(r'"(?:[^"\\\r\n]|\\.)*"')
+def dns_name_equal(a: str, b: str) -> bool:
+    try:
+        return _dns_equal(a, b)
+    except gonet.IDNAError as e:
+        raise EvaluationError(str(e)) from None
+
+
+def _email_parts(address: str) -> tuple[str, str]:
+    local, _, domain = address.partition("@")  # the first @, as Mixer split it
+    return local, domain
 
 
 def email(text: str) -> str:
-    """An RFC 5322 addr-spec without a display name, whose domain is a valid DNS name (net/mail-like)."""
-    local, at, domain = text.rpartition("@")
-    ok = bool(at) and (_LOCAL_ATOM.fullmatch(local) or _LOCAL_QUOTED.fullmatch(local))
-    if not ok or _dns_ascii(domain) is None or domain.endswith("."):
-        raise EvaluationError(f"error converting string to email: '{text}' is not a valid email address")
+    """An address net/mail parses, without a display name, whose domain dnsName() accepts."""
+    try:
+        name, address = gonet.parse_address(text)
+    except gonet.MailError as e:
+        raise EvaluationError(f"error converting '{text}' to e-mail: '{e}'") from None
+    if name:
+        raise EvaluationError(f"error converting '{text}' to e-mail: display names are not allowed")
+    try:
+        dns_name(_email_parts(address)[1])
+    except EvaluationError as e:
+        raise EvaluationError(f"error converting '{text}' to e-mail: '{e}'") from None
     return text
 
 
 def email_equal(a: str, b: str) -> bool:
-    """Exact local part, domain compared as a DNS name."""
-    la, _, da = a.rpartition("@")
-    lb, _, db = b.rpartition("@")
-    return la == lb and dns_name_equal(da, db)
+    """Both parsed (`"joe"@x.com` is `joe@x.com`, a display name is ignored); domains compared as DNS
+    names, local parts exactly."""
+    try:
+        local_a, domain_a = _email_parts(gonet.parse_address(a)[1])
+        local_b, domain_b = _email_parts(gonet.parse_address(b)[1])
+    except gonet.MailError as e:
+        raise EvaluationError(str(e)) from None
+    try:
+        same_domain = _dns_equal(domain_a, domain_b)
+    except gonet.IDNAError as e:
+        raise EvaluationError(f"error comparing e-mails '{a}' and '{b}': {e}") from None
+    return same_domain and local_a == local_b
 
 
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+def _parse_url(text: str) -> gonet.URL:
+    try:
+        return gonet.parse_url(text)
+    except gonet.URLError as e:
+        raise EvaluationError(f"error converting string to uri '{text}': '{e}'") from None
 
 
 def uri(text: str) -> str:
-    """Non-empty and parseable as a URL (approximating Go's url.Parse: no control characters,
-    well-formed %-escapes, a scheme when the text starts with ':', a numeric port)."""
-    bad = (
-        not text
-        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
-        or _BAD_ESCAPE.search(text) is not None
-        or text.startswith(":")
-    )
-    if not bad:
-        try:
-            urlsplit(text).port  # noqa: B018 - validates the port
-        except ValueError:
-            bad = True
-    if bad:
-        raise EvaluationError(f"error converting string to uri: '{text}' is not a valid URI")
+    """A non-empty string Go's url.Parse accepts."""
+    if text == "":
+        raise EvaluationError("error converting string to uri: empty string")
+    _parse_url(text)
     return text
 
 
 def uri_equal(a: str, b: str) -> bool:
-    """Scheme case-insensitive; for http(s) the host as a DNS name and the port exactly; then the rest."""
-    try:
-        ua, ub = urlsplit(a), urlsplit(b)
-        if ua.scheme.lower() != ub.scheme.lower():
-            return False
-        if ua.scheme.lower() in ("http", "https"):
-            if not dns_name_equal(ua.hostname or "", ub.hostname or "") or ua.port != ub.port:
+    """Mixer's URI equality: schemes in lower case; for http(s) the host compared as a DNS name and the
+    port exactly; then the two URLs as Go prints them."""
+    ua, ub = _parse_url(a), _parse_url(b)
+    if ua.scheme != ub.scheme:
+        return False
+    if ua.scheme in (b"http", b"https"):
+        try:
+            host_a = ua.hostname().decode("utf-8", "surrogateescape")
+            host_b = ub.hostname().decode("utf-8", "surrogateescape")
+            if not _dns_equal(host_a, host_b):
                 return False
-            ua, ub = ua._replace(netloc=ua.username or ""), ub._replace(netloc=ub.username or "")
-        return ua._replace(scheme="").geturl() == ub._replace(scheme="").geturl()
-    except ValueError:
-        return a == b
+        except gonet.IDNAError as e:
+            raise EvaluationError(str(e)) from None
+        if ua.port() != ub.port():
+            return False
+        ua.host = ub.host
+    return ua.to_bytes() == ub.to_bytes()
 
 
 # -- strings ---------------------------------------------------------------------------------------

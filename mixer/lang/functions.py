@@ -10,27 +10,23 @@ from mixerd.attribute.values import ValueType as V
 from . import externs as x
 from .types import ANY, FunctionInfo
 
-_ORDERED = frozenset({V.STRING, V.INT64, V.DOUBLE, V.DURATION, V.TIMESTAMP})
-_ADDABLE = frozenset({V.STRING, V.INT64, V.DOUBLE})
-_COMPARABLE = frozenset(V) - {V.STRING_MAP, V.VALUE_TYPE_UNSPECIFIED}
-
 _TABLE = [
     # Operators; the compiler writes these inline or picks the per-type implementation.
-    FunctionInfo("EQ", (ANY, ANY), V.BOOL, allowed=_COMPARABLE),
-    FunctionInfo("NEQ", (ANY, ANY), V.BOOL, allowed=_COMPARABLE),
-    FunctionInfo("LT", (ANY, ANY), V.BOOL, allowed=_ORDERED),
-    FunctionInfo("LEQ", (ANY, ANY), V.BOOL, allowed=_ORDERED),
-    FunctionInfo("GT", (ANY, ANY), V.BOOL, allowed=_ORDERED),
-    FunctionInfo("GEQ", (ANY, ANY), V.BOOL, allowed=_ORDERED),
+    FunctionInfo("EQ", (ANY, ANY), V.BOOL),
+    FunctionInfo("NEQ", (ANY, ANY), V.BOOL),
+    FunctionInfo("LT", (ANY, ANY), V.BOOL),
+    FunctionInfo("LEQ", (ANY, ANY), V.BOOL),
+    FunctionInfo("GT", (ANY, ANY), V.BOOL),
+    FunctionInfo("GEQ", (ANY, ANY), V.BOOL),
     FunctionInfo("LAND", (V.BOOL, V.BOOL), V.BOOL),
     FunctionInfo("LOR", (V.BOOL, V.BOOL), V.BOOL),
     FunctionInfo("OR", (ANY, ANY), ANY),
     FunctionInfo("INDEX", (V.STRING_MAP, V.STRING), V.STRING),
-    FunctionInfo("ADD", (ANY, ANY), ANY, allowed=_ADDABLE),
+    FunctionInfo("ADD", (ANY, ANY), ANY),
     FunctionInfo("conditional", (V.BOOL, ANY, ANY), ANY),
-    # Functions and methods.
-    FunctionInfo("conditionalString", (V.BOOL, V.STRING, V.STRING), V.STRING, impl=x.conditional_string),
     FunctionInfo("size", (V.STRING,), V.INT64, impl=x.size),
+    # Functions and methods (Mixer's externs with type metadata).
+    FunctionInfo("conditionalString", (V.BOOL, V.STRING, V.STRING), V.STRING, impl=x.conditional_string),
     FunctionInfo("match", (V.STRING, V.STRING), V.BOOL, impl=x.match),
     FunctionInfo("matches", (V.STRING,), V.BOOL, instance=True, target_type=V.STRING, impl=x.matches),
     FunctionInfo("startsWith", (V.STRING,), V.BOOL, instance=True, target_type=V.STRING, impl=x.starts_with),
@@ -42,17 +38,9 @@ _TABLE = [
     FunctionInfo("email", (V.STRING,), V.EMAIL_ADDRESS, impl=x.email),
     FunctionInfo("uri", (V.STRING,), V.URI, impl=x.uri),
     FunctionInfo("emptyStringMap", (), V.STRING_MAP, impl=x.empty_string_map),
-    # Internal helpers behind the operators; callable directly too.
-    FunctionInfo("ip_equal", (V.IP_ADDRESS, V.IP_ADDRESS), V.BOOL, impl=x.ip_equal),
-    FunctionInfo("timestamp_equal", (V.TIMESTAMP, V.TIMESTAMP), V.BOOL, impl=x.timestamp_equal),
-    FunctionInfo("timestamp_lt", (V.TIMESTAMP, V.TIMESTAMP), V.BOOL, impl=x.timestamp_lt),
-    FunctionInfo("timestamp_le", (V.TIMESTAMP, V.TIMESTAMP), V.BOOL, impl=x.timestamp_le),
-    FunctionInfo("timestamp_gt", (V.TIMESTAMP, V.TIMESTAMP), V.BOOL, impl=x.timestamp_gt),
-    FunctionInfo("timestamp_ge", (V.TIMESTAMP, V.TIMESTAMP), V.BOOL, impl=x.timestamp_ge),
-    FunctionInfo("dnsName_equal", (V.DNS_NAME, V.DNS_NAME), V.BOOL, impl=x.dns_name_equal),
-    FunctionInfo("email_equal", (V.EMAIL_ADDRESS, V.EMAIL_ADDRESS), V.BOOL, impl=x.email_equal),
-    FunctionInfo("uri_equal", (V.URI, V.URI), V.BOOL, impl=x.uri_equal),
 ]
+# Mixer's externs behind the operators (ip_equal, dnsName_equal, timestamp_lt, ...) have no type
+# metadata, so an expression cannot call them ("unknown function: ip_equal"); they are not listed here.
 
 FUNCTIONS: Mapping[str, FunctionInfo] = MappingProxyType({f.name: f for f in _TABLE})
 

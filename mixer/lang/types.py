@@ -33,7 +33,7 @@ class FunctionInfo:
 
     `arg_types` excludes the target of a method (`target_type`). ANY (VALUE_TYPE_UNSPECIFIED) means "any
     type, but every ANY argument must have the first ANY argument's type"; an ANY `return_type` is that type.
-    `impl` is None for the operators the compiler writes inline (LAND, LOR, OR, conditional, INDEX).
+    `impl` is None for the operators the compiler writes inline (EQ, LAND, OR, conditional, INDEX, ...).
     """
 
     name: str
@@ -42,5 +42,3 @@ class FunctionInfo:
     instance: bool = False
     target_type: ValueType = ANY
     impl: Callable[..., Any] | None = None
-    # Types an ANY signature accepts (None = all); e.g. ADD only for STRING, INT64 and DOUBLE.
-    allowed: frozenset[ValueType] | None = None

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from ..adapter import AdapterInfo, Clock
 from ..config import ConfigError, ConfigRejected, ReadLimits, Snapshot, fingerprint, load_snapshot
+from ..config.ratelimit_files import files_of
+from ..config.secrets import file_state
 from ..config.snapshot import DEFAULT_NAMESPACE, EMPTY_SNAPSHOT
 from ..settings import Settings
 from . import heap
@@ -52,6 +54,8 @@ class Runtime:
         self.drain_timeout = drain_timeout
         self.table = RoutingTable(EMPTY_SNAPSHOT, {})
         self.last_rejection: ConfigRejected | None = None
+        self.last_rejection_at = 0  # clock ns when it was rejected
+        self.loaded_at = 0  # clock ns when the config in force was put in force
         self._generation = 0
         self._closing: set[asyncio.Task[None]] = set()
         # Replaced tables that may still have requests in flight (a table gets no new requests once
@@ -75,15 +79,25 @@ class Runtime:
         """
         if self.folder is None:
             return EMPTY_SNAPSHOT
-        self._read = fingerprint(self.folder)
+        self._read = self._fingerprint()
         if not self.folder.is_dir():  # gone (or not yet mounted): not the same as "no rules"
             raise ConfigRejected([ConfigError(str(self.folder), "the config folder does not exist")])
+        limits = ReadLimits.of(self.settings)
         return load_snapshot(
             self.folder,
             self.adapters,
             default_namespace=self.default_namespace,
-            limits=ReadLimits.of(self.settings),
+            limits=limits,
+            ratelimit_files=files_of(self.settings, limits),  # envoyproxy/ratelimit's, one config with it
         )
+
+    def _fingerprint(self) -> tuple[object, ...]:
+        """What `watch` compares: the config folder's fingerprint, the ratelimit_config folder's, and the
+        state of the secret files the config in force read (a rotated Secret reloads the config)."""
+        assert self.folder is not None
+        extra = self.settings.ratelimit_config
+        secrets = tuple((s.path, file_state(s.path)) for s in self.table.snapshot.secret_files)
+        return (fingerprint(self.folder), fingerprint(Path(extra)) if extra is not None else (), secrets)
 
     async def reload(self) -> bool:
         """Load the folder again and put it in force; False (logged, counted) when it is rejected."""
@@ -97,6 +111,7 @@ class Runtime:
                     self.stats.config_rejections += 1
                     self.stats.config_errors = len(e.errors)
                     self.last_rejection = e
+                    self.last_rejection_at = self.clock()
                     _log.error("%s; the previous config keeps serving", e)
                     return False
                 await self._apply(snapshot)
@@ -134,21 +149,15 @@ class Runtime:
             for handler in built_now:
                 await self._close(handler)
             raise
-        self._generation += 1
-        self.table = table
+        self._swap(table, old, list(handlers.values()))
         heap.settle_after_load()  # the new config joins the objects collections never walk
-        self._prune()  # keep only those still in use
-        self._replaced.append(old)
+        if self._read is not None:  # the secrets as this config read them: a later change reloads it
+            self._read = (*self._read[:2], tuple((f.path, f.state) for f in snapshot.secret_files))
         self.stats.config_loads += 1
         self.stats.handler_reuses += reused
         self.stats.resources = dict(snapshot.resources_by_kind)
         self.last_rejection = None
-        kept_ids = {id(h) for h in handlers.values()}
-        retired = [h for h in old.handlers.values() if id(h) not in kept_ids]
-        if retired:
-            task = asyncio.get_running_loop().create_task(self._retire(old.generation, retired))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        self.loaded_at = self.clock()
         _log.info(
             "config %d in force: %d rules, %d handlers (%d reused), %d instances",
             self._generation,
@@ -157,6 +166,71 @@ class Runtime:
             reused,
             len(snapshot.instances),
         )
+
+    def _swap(self, table: RoutingTable, old: RoutingTable, kept: list[BuiltHandler]) -> int:
+        """Put `table` in force in place of `old`; the handlers of `old` not in `kept` are closed once
+        `old`'s requests are done. Returns how many handlers are retired."""
+        self._generation += 1
+        self.table = table
+        self._prune()  # keep only those still in use
+        self._replaced.append(old)
+        kept_ids = {id(h) for h in kept}
+        retired = [h for h in old.handlers.values() if id(h) not in kept_ids]
+        if retired:
+            task = asyncio.get_running_loop().create_task(self._retire(old.generation, retired))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return len(retired)
+
+    # -- unavailable handlers ---------------------------------------------------------------------
+
+    async def retry_unavailable(self) -> int:
+        """Build again each handler of the config in force whose build failed (a backend that was down,
+        a port that was taken); the ones that build now go into a new table, the rest wait for the next
+        try. Returns how many are still unavailable."""
+        async with self._lock:
+            old = self.table
+            failed = [h for h in old.handlers.values() if not h.available]
+            if not failed:
+                return 0
+            rebuilt: dict[str, BuiltHandler] = {}
+            for handler in failed:
+                built = await build_handler(handler.config, self.clock, self.settings, retry=True)
+                self.stats.handler_builds += 1
+                if built.available:
+                    rebuilt[handler.fqn] = built
+                else:
+                    self.stats.handler_build_failures += 1
+                    await built.close()  # it holds nothing but its Env's background work
+            if rebuilt:
+                handlers = {**old.handlers, **rebuilt}
+                try:
+                    table = await run_detached(RoutingTable, old.snapshot, handlers, self._generation + 1)
+                except BaseException:
+                    for handler in rebuilt.values():
+                        await self._close(handler)
+                    raise
+                self._swap(table, old, list(handlers.values()))
+                _log.info("config %d in force: %s available again", self._generation, ", ".join(rebuilt))
+            return len(failed) - len(rebuilt)
+
+    async def keep_retrying(self, first: float = 1.0, longest: float = 60.0) -> None:
+        """Retry unavailable handlers (runs until cancelled): after `first` seconds, then twice as long
+        each time some are still unavailable, up to `longest`; a new config starts over at `first`."""
+        delay, loads = first, self.stats.config_loads
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                left = await self.retry_unavailable()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # retrying must outlive any one failure, like the watch
+                _log.exception("retrying unavailable handlers failed")
+                left = 1
+            if self.stats.config_loads != loads:  # a new config: its handlers start over
+                loads, delay = self.stats.config_loads, first
+            else:
+                delay = min(delay * 2, longest) if left else first
 
     def _inflight(self, generation: int) -> int:
         """Requests still running on replaced tables up to `generation` (a handler dropped from table
@@ -208,16 +282,16 @@ class Runtime:
             return
         folder = self.folder
         if self._read is None:
-            self._read = await run_detached(fingerprint, folder)
+            self._read = await run_detached(self._fingerprint)
         while True:
             await asyncio.sleep(poll_interval)
             try:
-                now = await run_detached(fingerprint, folder)
+                now = await run_detached(self._fingerprint)
                 if now == self._read:
                     continue
                 while True:  # debounce: wait until the folder is quiet
                     await asyncio.sleep(settle)
-                    later = await run_detached(fingerprint, folder)
+                    later = await run_detached(self._fingerprint)
                     if later == now:
                         break
                     now = later

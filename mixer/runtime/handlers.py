@@ -14,9 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..adapter import Clock, Env
+from ..adapter import CLOSE, HANDLE_RATE_LIMITS, Clock, Env
 from ..config.snapshot import HandlerConfig
 from ..settings import Settings
+from ..templates import handler_method
 
 _log = logging.getLogger(__name__)
 
@@ -48,12 +49,11 @@ class BuiltHandler:
                 raise HandlerUnavailable(reason)
 
             return unavailable, False
-        fn = getattr(self.handler, f"handle_{template}", None)
+        method = handler_method(template)
+        fn = getattr(self.handler, method, None)
         if fn is None:
             name = type(self.handler).__name__
-            raise TypeError(
-                f"adapter {self.config.adapter.name}: handler {name} has no handle_{template} method"
-            )
+            raise TypeError(f"adapter {self.config.adapter.name}: handler {name} has no {method} method")
         return fn, inspect.iscoroutinefunction(fn)
 
     def batch_method(self, name: str) -> tuple[Callable[..., Any], bool] | None:
@@ -68,7 +68,7 @@ class BuiltHandler:
             return
         self.closed = True
         await self.env.cancel_background()
-        close = getattr(self.handler, "close", None)
+        close = getattr(self.handler, CLOSE, None)
         if close is None:
             return
         try:
@@ -81,9 +81,12 @@ class BuiltHandler:
 
 
 async def build_handler(
-    config: HandlerConfig, clock: Clock, settings: Settings | None = None
+    config: HandlerConfig, clock: Clock, settings: Settings | None = None, *, retry: bool = False
 ) -> BuiltHandler:
-    """Build `config`'s handler; a failing build gives an unavailable handler (logged), not an error."""
+    """Build `config`'s handler; a failing build gives an unavailable handler (logged), not an error.
+
+    `retry`: a handler that failed before is tried again; a failure then is one warning line (its
+    traceback was logged the first time)."""
     adapter = config.adapter
     env = Env(
         handler=config.fqn,
@@ -101,18 +104,23 @@ async def build_handler(
     except asyncio.CancelledError:
         raise
     except Exception as e:
-        _log.error("building handler %s (adapter %s) failed: %s", config.fqn, adapter.name, e, exc_info=True)
+        if retry:
+            _log.warning("handler %s (adapter %s) is still unavailable: %s", config.fqn, adapter.name, e)
+        else:
+            _log.error(
+                "building handler %s (adapter %s) failed: %s", config.fqn, adapter.name, e, exc_info=True
+            )
         await env.cancel_background()
         return BuiltHandler(config, None, env, failure=f"build failed: {type(e).__name__}: {e}")
     missing = [
-        f"handle_{t}"
+        handler_method(t)
         for t in sorted(
             {i.template for i in config.instances.values()}
-            - {t for t in adapter.templates if callable(getattr(handler, f"handle_{t}", None))}
+            - {t for t in adapter.templates if callable(getattr(handler, handler_method(t), None))}
         )
     ]
-    if config.rate_limits and not callable(getattr(handler, "handle_rate_limits", None)):
-        missing.append("handle_rate_limits")
+    if config.rate_limits and not callable(getattr(handler, HANDLE_RATE_LIMITS, None)):
+        missing.append(HANDLE_RATE_LIMITS)
     if missing:  # an adapter bug: the handler cannot take what rules send it, so it is unavailable
         reason = f"{type(handler).__name__} has no method " + ", ".join(missing)
         _log.error("handler %s (adapter %s): %s", config.fqn, adapter.name, reason)

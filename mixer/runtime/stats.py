@@ -9,6 +9,8 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..adapter import DELIVERY_STATS, GENERATION_STATS, SPAN_COUNTS
+
 
 class RuntimeStats:
     """Plain counters bumped on the event loop; read when /metrics is scraped."""
@@ -124,7 +126,7 @@ class RuntimeCollector(Collector):
 
 _HANDLER_COUNTERS = (
     (
-        "delivery_stats",
+        DELIVERY_STATS,
         "mixerd_adapter_delivery",
         {
             "queued": "Items telemetry handlers accepted into their delivery queues.",
@@ -134,7 +136,7 @@ _HANDLER_COUNTERS = (
         },
     ),
     (
-        "span_counts",
+        SPAN_COUNTS,
         "mixerd_adapter_spans",
         {
             "untraced": "Trace span instances without trace or span ids (the request was not traced).",
@@ -143,7 +145,7 @@ _HANDLER_COUNTERS = (
         },
     ),
     (
-        "generation_stats",
+        GENERATION_STATS,
         "mixerd_adapter_generation",
         {
             "hits": "Attribute-generator lookups that found what they looked for.",

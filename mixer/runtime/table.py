@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from ..adapter import Variety
+from ..adapter import HANDLE_QUOTAS, Variety
 from ..attribute import AttributeBag
 from ..config.instances import InstanceBuilder
 from ..config.snapshot import HeaderOperationConfig, RuleConfig, Snapshot
@@ -47,6 +47,7 @@ class Destination:
 @dataclass(frozen=True, slots=True)
 class QuotaRoute:
     destination: Destination
+    rule: str
     match: Match
     instance: InstanceBuilder
 
@@ -100,12 +101,12 @@ def _routes(rules: list[RuleConfig], snapshot: Snapshot, handlers: Mapping[str, 
                     method, is_async = handler.method(template.name)
                     dest = destinations[key] = Destination(handler, template, method, is_async)
                     if template.variety is Variety.QUOTA:
-                        dest.batch = handler.batch_method("handle_quotas")
+                        dest.batch = handler.batch_method(HANDLE_QUOTAS)
                     if template.variety is not Variety.QUOTA:
                         by_variety[template.variety].append(dest)
                 if template.variety is Variety.QUOTA:
                     short = instance_fqn.split(".", 1)[0].lower()
-                    routes.quotas.setdefault(short, []).append(QuotaRoute(dest, match, builder))
+                    routes.quotas.setdefault(short, []).append(QuotaRoute(dest, rule.fqn, match, builder))
                     continue
                 if dest.groups and dest.groups[-1].rule == rule.fqn:
                     dest.groups[-1].instances.append(builder)
@@ -164,5 +165,8 @@ class RoutingTable:
         return self.by_namespace.get(namespace, self.default) if namespace else self.default
 
 
-def empty_table(snapshot: Snapshot) -> RoutingTable:
-    return RoutingTable(snapshot, {})
+class TableSource(Protocol):
+    """Where requests read the routing table in force (the Runtime)."""
+
+    @property
+    def table(self) -> RoutingTable: ...

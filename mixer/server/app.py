@@ -1,22 +1,25 @@
 """Assembling mixerd's servers: the grpc.aio server (Mixer API, health, reflection) and monitoring HTTP.
 
 `start(settings)` binds and starts everything and returns a `RunningServer` with the real ports; `mixerd
-serve` and the test fixtures both use it. Once both servers listen, `RunningServer.ready_lines()` gives
-the two lines `mixerd serve` prints to stdout (tools and benchmarks parse them):
+serve` and the test fixtures both use it. Once every server listens, `RunningServer.ready_lines()` gives
+the lines `mixerd serve` prints to stdout (tools and benchmarks parse them):
 
     mixerd: serving istio.mixer.v1.Mixer, envoy.service.auth.v3.Authorization, ... on <host>:<port>
     mixerd: monitoring on http://<host>:<port>
+    mixerd: admin on http://<host>:<port>
 
 The first names every API served on the gRPC port, Mixer's first, then Envoy's (ext_authz, rate limit,
-access log), comma-separated. `<host>` is the bind address as given (IPv6 in brackets) and `<port>` the
-bound port, also when 0 was asked for. Parse them with `READY_PATTERN`, whose groups are (what, host,
-port); `served_services()` splits the first line's "what" into the service names.
+access log), comma-separated. The third is the admin page (admin/, docs/admin.md), on its own address
+(`admin_address`); it is left out when `admin_port` is -1. `<host>` is the bind address as given (IPv6
+in brackets) and `<port>` the bound port, also when 0 was asked for. Parse them with `READY_PATTERN`,
+whose groups are (what, host, port); `served_services()` splits the first line's "what" into the
+service names.
 
 TLS leaves the gRPC line as it is and makes the monitoring one `https://` (the pattern takes both); how
 each port is secured is logged to stderr (tls.py: certificates re-read when their files change).
 
 Shutdown (`RunningServer.stop`): health turns NOT_SERVING and /readyz 503, the gRPC server stops taking
-calls and gives in-flight ones `grace` seconds, then the monitoring server closes.
+calls and gives in-flight ones `grace` seconds, then the monitoring and admin servers close.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import contextlib
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -34,12 +38,13 @@ from grpc_reflection.v1alpha import reflection
 
 from ..bundled import rules_folder
 from ..config import ConfigRejected
+from ..dispatch import Dispatcher
 from ..plugins import PluginError, load_adapters
 from ..runtime import Runtime, RuntimeCollector, RuntimeDispatcher
 from ..runtime.offload import run_detached
 from ..settings import Settings
+from .admin import AdminApp, AdminContext, AdminServer
 from .admission import Admission, attach
-from .dispatch import Dispatcher
 from .envoy import FrontEndContext, add_envoy_services
 from .mixer_api import SERVICE_NAME, MixerApi
 from .monitoring import MonitoringApp, MonitoringServer
@@ -48,14 +53,14 @@ from .stats import Stats, make_registry
 from .tls import ReloadingTls, TlsError, grpc_credentials
 from .tls import from_settings as tls_from_settings
 
-#: Matches either ready line; groups: "serving <service>, <service>, ..." or "monitoring", host, port.
+#: Matches any ready line; groups: "serving <service>, <service>, ...", "monitoring" or "admin", host, port.
 READY_PATTERN = re.compile(
-    r"^mixerd: (serving \S+(?:, \S+)*|monitoring) on (?:https?://)?(\[[^\]]+\]|[^\s:]+):(\d+)$"
+    r"^mixerd: (serving \S+(?:, \S+)*|monitoring|admin) on (?:https?://)?(\[[^\]]+\]|[^\s:]+):(\d+)$"
 )
 
 
 def served_services(what: str) -> list[str]:
-    """The service names of a ready line's "serving A, B, ..." group ([] for the monitoring line)."""
+    """The service names of a ready line's "serving A, B, ..." group ([] for the other lines)."""
     prefix = "serving "
     return what.removeprefix(prefix).split(", ") if what.startswith(prefix) else []
 
@@ -100,9 +105,12 @@ class RunningServer:
     _health: health.aio.HealthServicer = field(repr=False)
     _monitoring_app: MonitoringApp = field(repr=False)
     _monitoring: MonitoringServer = field(repr=False)
+    _admin: AdminServer | None = field(default=None, repr=False)
     _watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+    _retrier: asyncio.Task[None] | None = field(default=None, repr=False)
     _admission: Admission | None = field(default=None, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -118,12 +126,26 @@ class RunningServer:
     def monitoring_url(self) -> str:
         return f"{self._monitoring.scheme}://{host_port(self.host, self.monitoring_port)}"
 
+    @property
+    def admin_port(self) -> int | None:
+        """The admin page's bound port; None when it is off (admin_port -1)."""
+        return self._admin.port if self._admin is not None else None
+
+    @property
+    def admin_url(self) -> str | None:
+        if self._admin is None:
+            return None
+        return f"{self._admin.scheme}://{host_port(self.settings.admin_address, self._admin.port)}"
+
     def ready_lines(self) -> list[str]:
-        """The two lines `mixerd serve` prints once serving (format in the module docstring)."""
-        return [
+        """The lines `mixerd serve` prints once serving (format in the module docstring)."""
+        lines = [
             f"mixerd: serving {', '.join(self.services)} on {self.address}",
             f"mixerd: monitoring on {self.monitoring_url}",
         ]
+        if self.admin_url is not None:
+            lines.append(f"mixerd: admin on {self.admin_url}")
+        return lines
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop serving; in-flight calls get `grace` seconds (default settings.shutdown_grace). Idempotent."""
@@ -131,20 +153,25 @@ class RunningServer:
             return
         self._stopped = True
         self._monitoring_app.ready = False
-        if self._watcher is not None:
-            self._watcher.cancel()
-            # Wait for it: a reload cut short must not race runtime.close() below.
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        for task in (self._watcher, self._retrier):
+            if task is not None:
+                task.cancel()
+                # Wait for it: a reload or retry cut short must not race runtime.close() below.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._health.enter_graceful_shutdown()
         self._stopping.set()  # Envoy's access-log streams end now (they would hold the whole grace)
         if self._admission is not None:
             await self._admission.close()  # its probes must not hold the grace either
         await self._grpc.stop(self.settings.shutdown_grace if grace is None else grace)
+        for close in self._closers:  # the Envoy services' background work (statsd sends)
+            await close()
         if self.runtime is not None:
             await self.runtime.close()
         # shutdown() waits for the serving thread's next poll; keep the event loop free meanwhile.
         await asyncio.to_thread(self._monitoring.stop)
+        if self._admin is not None:
+            await asyncio.to_thread(self._admin.stop)
 
     async def wait_for_termination(self) -> None:
         await self._grpc.wait_for_termination()
@@ -166,6 +193,8 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
 def _check_config(settings: Settings) -> None:
     if settings.config is not None and not os.path.isdir(settings.config):
         raise ConfigError(f"--config {settings.config}: no such folder")
+    if settings.ratelimit_config is not None and not os.path.isdir(settings.ratelimit_config):
+        raise ConfigError(f"--ratelimit-config {settings.ratelimit_config}: no such folder")
 
 
 def _load_tls(settings: Settings) -> tuple[ReloadingTls | None, ReloadingTls | None]:
@@ -180,6 +209,13 @@ def _log_tls(grpc_at: str, grpc_tls: ReloadingTls | None, monitoring_tls: Reload
     for port, tls in ((f"gRPC on {grpc_at}", grpc_tls), ("monitoring", monitoring_tls)):
         if tls is not None:
             logging.getLogger(__name__).info("%s: %s", port, tls.describe())
+
+
+def _admin_server(settings: Settings, context: AdminContext) -> AdminServer | None:
+    """The admin page's server, bound but not started; None when it is off (admin_port -1)."""
+    if settings.admin_port < 0:
+        return None
+    return AdminServer(AdminApp(context), settings.admin_address, settings.admin_port)
 
 
 async def _start_runtime(settings: Settings) -> Runtime:
@@ -203,7 +239,9 @@ async def _load(runtime: Runtime) -> None:
     try:
         snapshot = await run_detached(runtime.compile)  # off the loop, and never waited for at exit
     except ConfigRejected as e:
-        raise InvalidConfig(f"{runtime.folder}: {e}") from None
+        extra = runtime.settings.ratelimit_config
+        where = f"{runtime.folder} and {extra}" if extra is not None else str(runtime.folder)
+        raise InvalidConfig(f"{where}: {e}") from None
     await runtime.apply(snapshot)
 
 
@@ -225,7 +263,7 @@ async def start(
     grpc_tls, monitoring_tls = _load_tls(settings)
     stats = Stats()
     registry = make_registry(stats)
-    watch = runtime is not None or settings.config is not None
+    watch = runtime is not None or settings.config is not None or settings.ratelimit_config is not None
     if runtime is not None:
         runtime.settings = settings
         await _load(runtime)
@@ -249,6 +287,18 @@ async def start(
             await runtime.close()
         where = host_port(settings.address, settings.monitoring_port)
         raise StartError(f"cannot listen for monitoring on {where}: {e}") from None
+    admin_context = AdminContext(runtime, settings)
+    try:
+        admin = _admin_server(settings, admin_context)
+    except OSError as e:
+        monitoring.stop()
+        if runtime is not None:
+            await runtime.close()
+        where = host_port(settings.admin_address, settings.admin_port)
+        raise StartError(
+            f"cannot listen for the admin page on {where}: {e} "
+            "(--admin-port 0 picks a free port, -1 turns the page off)"
+        ) from None
 
     server = grpc.aio.server(options=_grpc_options(settings))
     admission = None
@@ -261,6 +311,7 @@ async def start(
     MixerApi(dispatcher, stats, max_report_values=settings.max_message_size // 4).add_to_server(server)
     front_end = FrontEndContext(dispatcher, runtime, registry, settings)
     envoy_services = add_envoy_services(server, front_end)
+    admin_context.streams = front_end.access_log_streams
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     served = (SERVICE_NAME, *envoy_services, _HEALTH_SERVICE, reflection.SERVICE_NAME)
@@ -280,6 +331,10 @@ async def start(
         reason = "address in use or not available"
     if not port:
         monitoring.stop()
+        for close in front_end.closers:
+            await close()
+        if admin is not None:
+            admin.stop()
         if admission is not None:
             await admission.close()
         if runtime is not None:
@@ -290,6 +345,10 @@ async def start(
     if admission is not None:
         await admission.start()
     monitoring.start()
+    admin_context.grpc_address = host_port(settings.address, port)
+    admin_context.started_at = admin_context.clock()
+    if admin is not None:
+        admin.start()
     _log_tls(host_port(settings.address, port), grpc_tls, monitoring_tls)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -297,6 +356,11 @@ async def start(
     watcher = None
     if runtime is not None and watch and runtime.folder is not None and settings.config_poll_interval > 0:
         watcher = asyncio.get_running_loop().create_task(runtime.watch(settings.config_poll_interval))
+    retrier = None
+    if runtime is not None and settings.handler_retry_interval > 0:
+        retrier = asyncio.get_running_loop().create_task(
+            runtime.keep_retrying(settings.handler_retry_interval, max(60.0, settings.handler_retry_interval))
+        )
     return RunningServer(
         settings=settings,
         port=port,
@@ -309,7 +373,10 @@ async def start(
         _health=health_servicer,
         _monitoring_app=monitoring_app,
         _monitoring=monitoring,
+        _admin=admin,
         _watcher=watcher,
+        _retrier=retrier,
         _stopping=front_end.stopping,
+        _closers=front_end.closers,
         _admission=admission,
     )

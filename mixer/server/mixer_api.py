@@ -31,7 +31,6 @@ With DELTA_ENCODING a bad bag is skipped and the next one builds on the last goo
 from __future__ import annotations
 
 import logging
-from typing import NoReturn
 
 import grpc
 from google.protobuf import duration_pb2
@@ -50,7 +49,8 @@ from ..attribute import (
     decode_report,
     encode_reference_items,
 )
-from .dispatch import ALLOW, CheckOutcome, Dispatcher, DispatchError, QuotaOutcome, QuotaRequest
+from ..dispatch import ALLOW, CheckOutcome, Dispatcher, DispatchError, QuotaOutcome, QuotaRequest
+from .frontend import Method, Rejection, check_failed, count_by_number
 from .raw_handlers import add_raw_handlers
 from .stats import Stats
 
@@ -67,8 +67,8 @@ _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 _INTERNAL = grpc.StatusCode.INTERNAL
 _UNKNOWN = grpc.StatusCode.UNKNOWN
 
-# Status messages travel in HTTP/2 trailers, which clients cap (8 KiB by default); keep well below.
-_MAX_MESSAGE_CHARS = 2000
+_CHECK = Method("Check", _log)
+_REPORT = Method("Report", _log)
 _MAX_LISTED_BAGS = 5
 
 
@@ -129,46 +129,17 @@ _ALLOW_BYTES = _response_bytes(ALLOW)
 _EMPTY = b""  # ReportResponse has no fields
 
 
-class _Rejection(Exception):
-    """A request mixerd refuses, with the gRPC status to answer."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _shorten(text: str) -> str:
-    if len(text) <= _MAX_MESSAGE_CHARS:
-        return text
-    return text[: _MAX_MESSAGE_CHARS - 15] + " ... (truncated)"
-
-
 def _check_word_count(count: int) -> None:
     try:
         check_global_word_count(count)
     except DictionaryMismatch as e:
-        raise _Rejection(_INTERNAL, str(e)) from None
+        raise Rejection(_INTERNAL, str(e)) from None
 
 
 def _bad_bags_message(errors: list[str]) -> str:
     listed = "; ".join(errors[:_MAX_LISTED_BAGS])
     more = len(errors) - _MAX_LISTED_BAGS
     return listed + (f"; and {more} more bad bags" if more > 0 else "")
-
-
-async def _abort(
-    context: grpc.aio.ServicerContext, codes: list[int], method: str, error: Exception
-) -> NoReturn:
-    """Answer `error` as a gRPC status (counted in `codes`); anything but a _Rejection is logged."""
-    if isinstance(error, _Rejection):
-        code, message = error.code, _shorten(error.message)
-    else:
-        _log.error("%s failed", method, exc_info=error)
-        code = _INTERNAL
-        message = f"mixerd internal error in {method} ({type(error).__name__}); see the server log"
-    codes[code.value[0]] += 1
-    await context.abort(code, message)
 
 
 class MixerApi:
@@ -178,6 +149,8 @@ class MixerApi:
         self._dispatcher = dispatcher
         self._stats = stats
         self._max_report_values = max_report_values  # attribute values of one Report's bags together
+        self._count_check = count_by_number(stats.check_codes)
+        self._count_report = count_by_number(stats.report_codes)
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {
@@ -192,7 +165,7 @@ class MixerApi:
         try:
             body = await self._check(raw, context.time_remaining())
         except Exception as e:
-            await _abort(context, self._stats.check_codes, "Check", e)
+            await _CHECK.abort(context, e, self._count_check)
         self._stats.check_codes[0] += 1
         return body
 
@@ -200,7 +173,7 @@ class MixerApi:
         try:
             body = await self._report(raw)
         except Exception as e:
-            await _abort(context, self._stats.report_codes, "Report", e)
+            await _REPORT.abort(context, e, self._count_report)
         self._stats.report_codes[0] += 1
         return body
 
@@ -212,20 +185,20 @@ class MixerApi:
             request = _CheckRequest.FromString(raw)
         except ProtobufDecodeError as e:
             stats.decode_errors += 1
-            raise _Rejection(_INVALID_ARGUMENT, f"malformed CheckRequest: {e}") from None
+            raise Rejection(_INVALID_ARGUMENT, f"malformed CheckRequest: {e}") from None
         _check_word_count(request.global_word_count)
         try:
             bag = AttributeBag.wrap(decode_attributes(request.attributes))
         except DecodeError as e:
             stats.decode_errors += 1
-            raise _Rejection(_INVALID_ARGUMENT, str(e)) from None
+            raise Rejection(_INVALID_ARGUMENT, str(e)) from None
 
         quotas = request.quotas
         wanted = {name: QuotaRequest(p.amount, p.best_effort) for name, p in quotas.items()} if quotas else {}
         try:
             outcome = await self._dispatcher.check(bag, wanted, request.deduplication_id, timeout)
         except DispatchError as e:
-            raise _Rejection(_INTERNAL, f"performing check operation failed: {e}") from None
+            raise check_failed(e) from None
         if outcome is ALLOW and not bag.raw_references:
             return _ALLOW_BYTES
 
@@ -250,7 +223,7 @@ class MixerApi:
             request = _ReportRequest.FromString(raw)
         except ProtobufDecodeError as e:
             stats.decode_errors += 1
-            raise _Rejection(_INVALID_ARGUMENT, f"malformed ReportRequest: {e}") from None
+            raise Rejection(_INVALID_ARGUMENT, f"malformed ReportRequest: {e}") from None
         _check_word_count(request.global_word_count)
 
         total = len(request.attributes)
@@ -266,7 +239,7 @@ class MixerApi:
                     bags.append(wrap(values))
         except ReportTooLarge as e:  # nothing is dispatched: the request is refused whole
             stats.decode_errors += 1
-            raise _Rejection(_RESOURCE_EXHAUSTED, str(e)) from None
+            raise Rejection(_RESOURCE_EXHAUSTED, str(e)) from None
         if bags:
             try:
                 await self._dispatcher.report(bags)
@@ -276,8 +249,8 @@ class MixerApi:
                 text = f"performing report operation failed: {e}"
                 if errors:
                     text += "; " + _bad_bags_message(errors)
-                raise _Rejection(_UNKNOWN, text) from None
+                raise Rejection(_UNKNOWN, text) from None
         if errors:
             stats.decode_errors += len(errors)
-            raise _Rejection(_INVALID_ARGUMENT, _bad_bags_message(errors))
+            raise Rejection(_INVALID_ARGUMENT, _bad_bags_message(errors))
         return _EMPTY

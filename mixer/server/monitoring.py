@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .. import __version__
-from .http_server import BackgroundHttpServer, TlsContext
+from ..http_server import BackgroundHttpServer, TlsContext
 
 _StartResponse = Callable[..., Any]
 _TEXT = [("Content-Type", "text/plain; charset=utf-8")]

@@ -16,7 +16,7 @@ from . import (
     reportnothing,
     tracespan,
 )
-from ._base import Field, Message, Template
+from ._base import Field, Message, Template, Variety, handler_method
 from .apikey import ApiKeyInstance
 from .authorization import Action, AuthorizationInstance, Subject
 from .checknothing import CheckNothingInstance
@@ -61,4 +61,6 @@ __all__ = [
     "Subject",
     "Template",
     "TraceSpanInstance",
+    "Variety",
+    "handler_method",
 ]

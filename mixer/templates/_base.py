@@ -15,11 +15,27 @@ A field left out of the instance params is not evaluated; the adapter sees its z
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
-from ..adapter import Variety
 from ..attribute.values import Duration, Timestamp, ValueType
 from ..params import camel
+
+
+class Variety(IntEnum):
+    """istio.mixer.adapter.model.v1beta1.TemplateVariety: when a template's instances are dispatched."""
+
+    CHECK = 0
+    REPORT = 1
+    QUOTA = 2
+    ATTRIBUTE_GENERATOR = 3
+    CHECK_WITH_OUTPUT = 4
+
+
+def handler_method(template: str) -> str:
+    """The name of the handler method that receives `template`'s instances."""
+    return f"handle_{template}"
+
 
 #: The zero TIMESTAMP, 1970-01-01T00:00:00Z.
 EPOCH: Timestamp = Timestamp(0)
@@ -94,7 +110,7 @@ class Template:
     @property
     def method(self) -> str:
         """The handler method that receives this template's instances."""
-        return f"handle_{self.name}"
+        return handler_method(self.name)
 
     @property
     def output_prefix(self) -> str:

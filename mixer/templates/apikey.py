@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..adapter import Variety
 from ..attribute.values import Timestamp, ValueType
-from ._base import EPOCH, Field, Template
+from ._base import EPOCH, Field, Template, Variety
 
 
 @dataclass(slots=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..adapter import Variety
-from ._base import Template
+from ._base import Template, Variety
 
 
 @dataclass(slots=True)

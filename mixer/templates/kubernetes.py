@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..adapter import Variety
 from ..attribute.values import ValueType
-from ._base import Field, Template
+from ._base import Field, Template, Variety
 
 _S, _I, _IP, _M = ValueType.STRING, ValueType.INT64, ValueType.IP_ADDRESS, ValueType.STRING_MAP
 

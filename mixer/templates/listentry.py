@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..adapter import Variety
-from ._base import Field, Template
+from ._base import Field, Template, Variety
 
 
 @dataclass(slots=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..adapter import Variety
 from ..attribute.values import Timestamp, ValueType
-from ._base import EPOCH, Field, Template
+from ._base import EPOCH, Field, Template, Variety
 
 _S, _I, _B, _T, _IP = (
     ValueType.STRING,

@@ -24,13 +24,14 @@ from ..settings import Settings
 
 T = TypeVar("T")
 
-#: Loopback, free ports, no waiting at shutdown, no folder watching (turn it on with
+#: Loopback, free ports, no admin page, no waiting at shutdown, no folder watching (turn it on with
 #: config_poll_interval), no load shedding (a pause of the test process, which the server shares, must
 #: not turn a scenario's call into UNAVAILABLE; turn it on with shed_latency).
 TEST_SETTINGS = Settings(
     address="127.0.0.1",
     port=0,
     monitoring_port=0,
+    admin_port=-1,
     shutdown_grace=0.0,
     config_poll_interval=0.0,
     shed_latency=0.0,

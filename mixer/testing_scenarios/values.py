@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..attribute import Duration, Timestamp, ValueType
+from ..attribute.values import ip_text
 
 
 class ScenarioError(ValueError):
@@ -124,8 +125,8 @@ def plain(value: Any, inner: Callable[[Any], Any] | None = None) -> Any:
     if isinstance(value, bool | int | float | str) or value is None:
         return value
     if isinstance(value, bytes | bytearray):
-        if len(value) in (4, 16):
-            return str(ipaddress.ip_address(bytes(value)))
+        if len(value) in (4, 16):  # as Go's net.IP prints it: ip("1.2.3.4") (16 bytes) is 1.2.3.4
+            return ip_text(bytes(value))
         return ":".join(f"{b:02x}" for b in value)
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return str(value)

@@ -9,8 +9,8 @@ background thread, so tests stay plain synchronous functions using grpc's sync c
 access_log=...)` run a real Envoy in front of it (tests/peers/envoy.py); every Envoy stops at teardown.
 
 Handle contract (`MixerServer`): `.address` "127.0.0.1:PORT", `.port`, `.monitoring_url`
-"http://127.0.0.1:PORT", `.monitoring_port`, `.stats` (the live counters) and `.running` (the
-mixerd.server.app.RunningServer).
+"http://127.0.0.1:PORT", `.monitoring_port`, `.admin_url` "http://127.0.0.1:PORT" (None with
+admin_port=-1), `.stats` (the live counters) and `.running` (the mixerd.server.app.RunningServer).
 """
 
 from __future__ import annotations
@@ -26,19 +26,20 @@ import pytest
 from peers.certs import TestPki
 from peers.envoy import EnvoyProxy, Upstream
 
+from mixerd.dispatch import Dispatcher, NoRulesDispatcher
 from mixerd.server.app import RunningServer, start
-from mixerd.server.dispatch import Dispatcher, NoRulesDispatcher
 from mixerd.server.stats import Stats
 from mixerd.settings import Settings
 from mixerd.testing_scenarios.server import LoopThread
 
 T = TypeVar("T")
 
-#: What tests get unless they ask otherwise: loopback, free ports, no waiting at shutdown, and load
-#: shedding only past 10 s of queueing (its machinery runs, but a pause of the test process, which every
-#: in-process server shares, never turns into UNAVAILABLE; test_shedding.py sets its own).
+#: What tests get unless they ask otherwise: loopback, free ports (the admin page's too), no waiting at
+#: shutdown, and load shedding only past 10 s of queueing (its machinery runs, but a pause of the test
+#: process, which every in-process server shares, never turns into UNAVAILABLE; test_shedding.py sets
+#: its own).
 TEST_SETTINGS = Settings(
-    address="127.0.0.1", port=0, monitoring_port=0, shutdown_grace=0.0, shed_latency=10.0
+    address="127.0.0.1", port=0, monitoring_port=0, admin_port=0, shutdown_grace=0.0, shed_latency=10.0
 )
 
 
@@ -64,6 +65,10 @@ class MixerServer:
     @property
     def monitoring_url(self) -> str:
         return self.running.monitoring_url
+
+    @property
+    def admin_url(self) -> str | None:
+        return self.running.admin_url
 
     @property
     def stats(self) -> Stats:

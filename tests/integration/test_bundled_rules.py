@@ -15,6 +15,7 @@ import pytest
 
 from mixerd.bundled import rules_folder
 from mixerd.cli import main
+from mixerd.commands.examples import is_ratelimit_folder
 from mixerd.config import load_snapshot
 from mixerd.plugins import load_adapters
 
@@ -57,11 +58,14 @@ def examples(bundled_rules: Callable[[str], Path]) -> Path:
 
 
 def config_examples(examples: Path) -> list[Path]:
-    """The examples that are config folders (the others are packages: a pyproject.toml and no YAML)."""
+    """The examples that are config folders (the others are packages: a pyproject.toml and no YAML; or
+    envoyproxy/ratelimit files, which test_envoy_ratelimit_files.py serves)."""
     folders = sorted(p for p in examples.iterdir() if p.is_dir())
     packages = [p for p in folders if (p / "pyproject.toml").is_file()]
     assert [p.name for p in packages] == ["strikes-adapter"]
-    return [p for p in folders if p not in packages]
+    limits = [p for p in folders if is_ratelimit_folder(p)]
+    assert [p.name for p in limits] == ["ratelimit-upstream"]
+    return [p for p in folders if p not in packages and p not in limits]
 
 
 def test_default_istio_and_every_example_load(examples: Path) -> None:

@@ -21,7 +21,7 @@ from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import AttributeBag, Condition, Duration, Reference, Timestamp, encode_references
 from mixerd.cli import main
 from mixerd.client import calls
-from mixerd.server.dispatch import ALLOW, CheckOutcome, QuotaOutcome, SimpleDispatcher
+from mixerd.dispatch import ALLOW, CheckOutcome, QuotaOutcome, SimpleDispatcher
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from mixerd.api.envoy.config.core.v3 import base_pb2
 from mixerd.api.envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from mixerd.attribute import AttributeBag
+from mixerd.dispatch import CheckOutcome, DispatchError, SimpleDispatcher
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime
-from mixerd.server.dispatch import CheckOutcome, DispatchError, SimpleDispatcher
 from mixerd.testing_scenarios import RunningMixer, run_mixer
 from mixerd.testing_scenarios.server import parse_metrics
 

@@ -1,6 +1,6 @@
 """Issue 7 end to end: a real Envoy in front of a recording upstream, with all three of its filters
 calling ONE mixerd (ext_authz, ratelimit, the gRPC access logger), on the config folder
-tests/data/envoy/end_to_end/:
+rules/examples/envoy-mesh/ (the example docs/envoy/README.md serves):
 
 - policy.yaml: users named `blocked*` are denied with a direct response (302, a body, a location
   header); every allowed request gets `x-checked-by: mixerd` and `x-mixer-user: <user>` on its way up;
@@ -29,7 +29,8 @@ from mixerd_adapters.prometheus import exporter
 
 pytestmark = pytest.mark.integration
 
-CONFIG = Path(__file__).resolve().parents[1] / "data" / "envoy" / "end_to_end"
+#: The bundled example served (as a copy: see the bundled_rules fixture).
+EXAMPLE = "examples/envoy-mesh"
 DOMAIN = "edge"  # ratelimit.yaml
 LIMIT = 3  # requests per user, ratelimit.yaml
 
@@ -61,9 +62,12 @@ class Mesh:
 
 @pytest.fixture
 def mesh(
-    start_mixer_server: Callable[..., Any], upstream: Upstream, start_envoy: Callable[..., EnvoyProxy]
+    start_mixer_server: Callable[..., Any],
+    upstream: Upstream,
+    start_envoy: Callable[..., EnvoyProxy],
+    bundled_rules: Callable[[str], Path],
 ) -> Mesh:
-    mixer = start_mixer_server(config=str(CONFIG), prometheus_port=0)
+    mixer = start_mixer_server(config=str(bundled_rules(EXAMPLE)), prometheus_port=0)
     envoy = start_envoy(
         upstream,
         # Generous timeouts, and a ratelimit filter that fails closed: a slow machine must not turn a

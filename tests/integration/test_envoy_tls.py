@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "docs" / "envoy" / "README.md").read_text()
-CONFIG = REPO / "tests" / "data" / "envoy" / "end_to_end"  # blocked* users get a 302, others pass
+EXAMPLE = "examples/envoy-mesh"  # blocked* users get a 302, others pass (served as a copy)
 
 Start = Callable[..., Any]
 
@@ -82,9 +82,9 @@ def test_envoy_accepts_the_readme_cluster(pki: TestPki, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _mtls_mixer(start_mixer_server: Start, pki: TestPki) -> Any:
+def _mtls_mixer(start_mixer_server: Start, pki: TestPki, rules: Path) -> Any:
     return start_mixer_server(
-        config=str(CONFIG),
+        config=str(rules),
         prometheus_port=0,  # the config's telemetry rule has a prometheus handler
         tls_cert_file=str(pki.server.cert),
         tls_key_file=str(pki.server.key),
@@ -104,9 +104,13 @@ def _client_tls(pki: TestPki, **overrides: Any) -> UpstreamTls:
 
 
 def test_envoy_asks_mixerd_over_mtls_and_follows_the_rules(
-    start_mixer_server: Start, upstream: Upstream, start_envoy: Callable[..., EnvoyProxy], pki: TestPki
+    start_mixer_server: Start,
+    upstream: Upstream,
+    start_envoy: Callable[..., EnvoyProxy],
+    pki: TestPki,
+    bundled_rules: Callable[[str], Path],
 ) -> None:
-    mixer = _mtls_mixer(start_mixer_server, pki)
+    mixer = _mtls_mixer(start_mixer_server, pki, bundled_rules(EXAMPLE))
     envoy = start_envoy(upstream, ext_authz=ExtAuthz(mixer.address, timeout=5, tls=_client_tls(pki)))
     allowed = envoy.get("/", headers={"x-user": "alice"})
     assert allowed.status == 200
@@ -132,8 +136,9 @@ def test_envoy_cannot_reach_mixerd_over_a_failing_handshake(
     pki: TestPki,
     overrides: dict[str, Any],
     stat: str | None,
+    bundled_rules: Callable[[str], Path],
 ) -> None:
-    mixer = _mtls_mixer(start_mixer_server, pki)
+    mixer = _mtls_mixer(start_mixer_server, pki, bundled_rules(EXAMPLE))
     tls = _client_tls(pki, **overrides)
     envoy = start_envoy(upstream, ext_authz=ExtAuthz(mixer.address, timeout=5, tls=tls))
     answer = envoy.get("/", headers={"x-user": "alice"})

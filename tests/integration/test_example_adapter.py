@@ -2,6 +2,8 @@
 found through its `mixerd.adapters` entry point by `mixerd serve`, answering real Check calls.
 
 Without the package on the path, the same config is refused at start-up, naming the unknown adapter.
+And as its author meets it: in a fresh venv with nothing but mixerd's wheel (built from this checkout),
+the package and pytest, its own tests pass, with mixerd's pytest plugin and conformance checks.
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ import shutil
 import signal
 import subprocess
 import sys
+import venv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from peers.wheels import build_checkout_wheel
 
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
 from mixerd.attribute import GLOBAL_WORDS, encode_attributes, encode_report
 from mixerd.plugins import load_adapters
 from mixerd.server.app import READY_PATTERN, served_services
+from mixerd.testing.conformance import CHECKS
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +92,8 @@ def _serve(pythonpath: Path | None) -> subprocess.Popen[str]:
             "--port",
             "0",
             "--monitoring-port",
+            "0",
+            "--admin-port",
             "0",
             "--address",
             "127.0.0.1",
@@ -190,3 +197,77 @@ def test_mixerd_version_names_the_plugin_and_its_package(site: Path) -> None:
     # The same line as docs/cli.md shows, but for the column widths.
     doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
     assert " ".join(row) in {" ".join(line.split()) for line in doc.splitlines()}
+
+
+# -- the author's side: the package's own tests, in a venv of its own ------------------------------------
+
+
+def _pip(python: Path, *args: str) -> None:
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "-q", *args],
+        env=_environment(None),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, f"pip install {args}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def author(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A fresh venv holding mixerd's wheel, the example package and pytest (plain pip, dependencies from
+    the package index), and a copy of the package's folder: (the venv's python, the folder)."""
+    scratch = tmp_path_factory.mktemp("author")
+    wheel = build_checkout_wheel(scratch)
+    folder = scratch / "strikes-adapter"
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    venv.create(scratch / "venv", with_pip=True)
+    python = scratch / "venv" / "bin" / "python"
+    _pip(python, str(wheel))
+    _pip(python, f"{folder}[test]")  # what the guide tells an author: the package with its test extra
+    return python, folder
+
+
+def _pytest(python: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env=_environment(None),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+#: Building the wheel and installing a venv from the package index takes minutes on a busy machine.
+INSTALLS = pytest.mark.timeout(900)
+
+
+@INSTALLS
+def test_the_example_passes_its_own_tests_with_only_mixerd_and_pytest(author: tuple[Path, Path]) -> None:
+    python, folder = author
+    done = _pytest(python, folder, "-v")
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
+    assert "mixerd 0.1.0: adapter modules under test: mixerd_example_adapter" in done.stdout
+    passed = {line.split("::")[-1].split()[0] for line in done.stdout.splitlines() if " PASSED" in line}
+    checks = {f"test_conformance[{check}]" for check in CHECKS}
+    assert checks <= passed, done.stdout
+    assert "test_two_401s_box_a_principal_for_a_minute" in passed
+
+
+@INSTALLS
+def test_the_plugin_costs_a_project_that_does_not_ask_for_it_one_small_module(
+    author: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python, _ = author
+    (tmp_path / "test_other.py").write_text("def test_other():\n    pass\n")
+    script = (
+        "import json, sys, pytest\n"
+        "assert pytest.main(['-q', '-p', 'no:cacheprovider']) == 0\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0].startswith('mixerd'))))\n"
+    )
+    done = subprocess.run(
+        [str(python), "-c", script], cwd=tmp_path, env=_environment(None), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == '["mixerd", "mixerd.pytest_plugin"]'

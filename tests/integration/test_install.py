@@ -13,6 +13,7 @@ import os
 import queue
 import subprocess
 import threading
+import urllib.request
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,8 @@ from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
 from mixerd.attribute import encode_attributes, encode_report
 from mixerd.server.app import READY_PATTERN, served_services
 
-pytestmark = pytest.mark.integration
+# The first test also builds the wheels and installs the venv: minutes on a busy machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 Lines = queue.Queue[str]
 EVERY_ADAPTER = Path(__file__).resolve().parents[1] / "data" / "config" / "good" / "every_builtin_adapter"
@@ -113,7 +115,7 @@ def served(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """The installed `mixerd serve` on its embedded defaults (free ports, loopback): its gRPC address and
     the rest of its stdout, line by line (the default rules log each reported request there)."""
     cwd = tmp_path_factory.mktemp("cwd")
-    args = ["serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+    args = ["serve", "--port", "0", "--monitoring-port", "0", "--admin-port", "0", "--address", "127.0.0.1"]
     proc = subprocess.Popen(
         [str(installed / "mixerd"), *args],
         cwd=cwd,
@@ -137,6 +139,11 @@ def served(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "envoy.service.accesslog.v3.AccessLogService",
         ]
         assert proc.stdout.readline().startswith("mixerd: monitoring on ")
+        admin = READY_PATTERN.match(proc.stdout.readline().rstrip("\n"))
+        assert admin is not None and admin.group(1, 2) == ("admin", "127.0.0.1")
+        # The admin page's views ship in the wheel and answer (their JSON twin of the config in force).
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin.group(3)}/debug/config", timeout=10) as answer:
+            assert json.load(answer)["generation"] == 1
         lines: Lines = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
         yield f"127.0.0.1:{ready.group(3)}", lines

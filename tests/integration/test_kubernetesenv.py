@@ -338,6 +338,11 @@ def test_the_client_lists_and_watches_the_api_server(api_server: FakeApiServer, 
             api_server.delete(PODS, "default", "reviews-v2-7bf8c9648f-xcvd4")
             await async_wait_for(lambda: handler.cache.by_uid(uid) is None, "the deletion")
             assert handler.generation_stats() == {"hits": 3, "misses": 0, "skipped": 0, "sync_failures": 0}
+            # Each kind's watch starts after its list: on a busy machine the jobs watch may not have yet.
+            await async_wait_for(
+                lambda: {path for path, query, _ in api_server.requests if "watch" in query} >= set(_LISTS),
+                "a watch of every kind",
+            )
         finally:
             handler.close()
             await env.cancel_background()

@@ -1,5 +1,5 @@
 """The monitoring port only serves: GET and HEAD, a deadline on request headers, bounded threads and
-connections (mixerd.server.http_server), over real sockets, in-process so threads can be counted."""
+connections (mixerd.http_server), over real sockets, in-process so threads can be counted."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mixerd.api.mixer.v1 import mixer_pb2, mixer_pb2_grpc
+from mixerd.http_server import WORKERS, BackgroundHttpServer
 from mixerd.server import monitoring
-from mixerd.server.http_server import WORKERS, BackgroundHttpServer
 from mixerd.server.monitoring import MonitoringApp
 
 pytestmark = pytest.mark.integration
@@ -116,6 +116,40 @@ def test_the_query_string_and_headers_reach_the_app() -> None:
         assert raw(server.port, b"GET /a%20b?x=1 HTTP/1.1\r\nHost: h\r\nAccept: a\r\nAccept: b\r\n\r\n")
     assert (seen["PATH_INFO"], seen["QUERY_STRING"]) == ("/a b", "x=1")
     assert (seen["HTTP_HOST"], seen["HTTP_ACCEPT"], seen["wsgi.url_scheme"]) == ("h", "a,b", "http")
+
+
+# -- other methods (the admin page's POST) ----------------------------------------------------------------
+
+
+def _echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["REQUEST_METHOD"].encode() + b" " + body]
+
+
+def test_a_server_given_post_reads_its_body_and_still_refuses_the_rest() -> None:
+    with serving(_echo, methods=("GET", "POST"), max_body=100) as server:
+        post = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+        assert raw(server.port, post).endswith(b"\r\n\r\nPOST hello")
+        assert raw(server.port, b"GET /x HTTP/1.1\r\n\r\n").endswith(b"\r\n\r\nGET ")
+        assert raw(server.port, b"HEAD /x HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200 ")  # with GET
+        status, headers, _ = request(server.port, "PUT", "/x")
+        assert (status, headers["allow"]) == (405, "GET, POST, HEAD")
+        no_length = raw(server.port, b"POST /x HTTP/1.1\r\n\r\n")
+        assert no_length.startswith(b"HTTP/1.1 411 ")
+        chunked = b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        assert raw(server.port, chunked).startswith(b"HTTP/1.1 501 ")
+        too_big = b"POST /x HTTP/1.1\r\nContent-Length: 101\r\n\r\n" + b"a" * 101
+        assert raw(server.port, too_big).startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_body_that_does_not_come_is_cut_after_the_header_timeout() -> None:
+    with serving(_echo, methods=("POST",), header_timeout=1.0) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")  # 7 bytes short
+            assert closed_after(sock, 30) < 30
+        status, headers, _ = request(server.port, "GET", "/x")
+        assert (status, headers["allow"]) == (405, "POST")
 
 
 # -- slow clients -----------------------------------------------------------------------------------------
@@ -246,3 +280,28 @@ def test_a_stalled_metrics_scrape_never_stalls_check(
         release.set()
         for scrape in scrapes:
             scrape.join()
+
+
+def test_stop_from_several_threads_at_once() -> None:
+    errors: list[BaseException] = []
+
+    def stop(server: BackgroundHttpServer) -> None:
+        try:
+            server.stop()
+        except BaseException as e:  # a thread's exception would only be printed
+            errors.append(e)
+
+    for _ in range(20):  # the window between two stops is small: try it many times
+        with serving() as server, socket.create_connection(("127.0.0.1", server.port)) as held:
+            held.sendall(b"GET /")  # an open connection to close makes the server's end slower
+            time.sleep(0.01)
+            stoppers = [threading.Thread(target=stop, args=(server,)) for _ in range(4)]
+            for stopper in stoppers:
+                stopper.start()
+            stop(server)
+            for stopper in stoppers:
+                stopper.join(30)
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        stop(server)  # and once more after the context's own stop
+    assert errors == []

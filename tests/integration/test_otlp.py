@@ -236,10 +236,10 @@ def test_a_stopped_receiver_never_slows_reports_and_delivery_resumes(
         assert (stats["queued"], stats["sent"], stats["dropped"]) == (6, 1, 3)
 
         receiver.start()  # same port: the queued spans go out at the next retry
-        peers.wait_until(lambda: len(receiver.spans()) == 6, what="the queued spans")
+        peers.wait_until(lambda: len(receiver.spans()) == 6, what="the queued spans", timeout=30)
         stub.Report(encode_report([_bag(f"{10:016x}")]), timeout=5)  # and new ones as usual
-        peers.wait_until(lambda: len(receiver.spans()) == 7, what="the last span")
-        peers.wait_until(lambda: handler.delivery_stats()["sent"] == 7, what="the last export")
+        peers.wait_until(lambda: len(receiver.spans()) == 7, what="the last span", timeout=30)
+        peers.wait_until(lambda: handler.delivery_stats()["sent"] == 7, what="the last export", timeout=30)
         stats = handler.delivery_stats()
         dropped_metric = mixer.metric(
             f'mixerd_adapter_delivery_dropped_total{{adapter="otlp",handler="{OTLP}"}}'

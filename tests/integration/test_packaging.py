@@ -86,6 +86,8 @@ def test_server_runs_from_the_unpacked_wheel(wheel: Path, tmp_path: Path) -> Non
             "0",
             "--monitoring-port",
             "0",
+            "--admin-port",
+            "0",
             "--address",
             "127.0.0.1",
         ],

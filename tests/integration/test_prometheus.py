@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 import pytest
+from peers.receivers import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from mixerd.adapter import AdapterInfo, Env
@@ -222,7 +223,9 @@ def test_a_busy_port_makes_the_handler_unavailable_and_the_server_serves_on(
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        server = start_mixer_server(config=str(config_folder), prometheus_port=port)
+        server = start_mixer_server(
+            config=str(config_folder), prometheus_port=port, handler_retry_interval=0.2
+        )
         assert prometheus.current() is None
         # Reports still succeed (a telemetry backend that is missing is no fault of the proxy's); the
         # instances the unavailable handler would have had are counted.
@@ -248,6 +251,12 @@ def test_a_busy_port_makes_the_handler_unavailable_and_the_server_serves_on(
             )
             answer = mixer_pb2_grpc.MixerStub(channel).Check(request, timeout=5)
         assert answer.precondition.status.code == 0
+    # The port is free now: the retry builds the handler, with no config change, and it counts.
+    wait_until(prometheus.current, timeout=30, what="the prometheus handler's retry")
+    assert prometheus.current().port == port
+    report(server.address, [typical_http_bag()])
+    assert scrape()[sample("istio_requests_total", code="200", method="GET")] == 1
+    assert server.running.runtime.stats.config_loads == 1  # the same config, not a reload
 
 
 # -- Istio's default telemetry config ---------------------------------------------------------------

@@ -435,7 +435,18 @@ def _mixerd_serve(
     )
     code = f"{inject}import sys\nfrom mixerd.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXERD_")}
-    serve = ["serve", "--address", "127.0.0.1", "--port", "0", "--monitoring-port", "0", *args]
+    serve = [
+        "serve",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--monitoring-port",
+        "0",
+        "--admin-port",
+        "0",
+        *args,
+    ]
     return subprocess.Popen(
         [sys.executable, "-c", code, *serve],
         stdout=subprocess.PIPE,
@@ -492,3 +503,23 @@ def test_sigterm_ends_serve_within_the_grace_while_a_config_read_is_stuck(tmp_pa
             assert _verdict(mixer_pb2_grpc.MixerStub(channel), "anyone")[0] == "DENIED"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=grace) == 0, log.read_text()
+
+
+def test_sigterm_during_the_first_load_stops_serve_at_once(tmp_path: Path) -> None:
+    """The signal handlers are in place before the config is first read: a start-up stuck on a read
+    ends with exit code 0 on SIGTERM, like a running server, instead of the signal's default death."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "stuck.yaml").write_text(_deny_rule("true"))
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    log = tmp_path / "stderr.log"
+    with (
+        log.open("w") as stderr,
+        _killed_at_exit(_mixerd_serve("--config", str(folder), stuck_read_fifo=fifo, stderr=stderr)) as proc,
+    ):
+        _wait_for(lambda: "mixerd-test: reading stuck.yaml" in log.read_text(), timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+        assert proc.stdout is not None and proc.stdout.read() == ""  # it never said it was serving
+    assert "stopped while starting" in log.read_text()

@@ -40,8 +40,8 @@ from mixerd.attribute import (
     encode_attributes,
     encode_report,
 )
+from mixerd.dispatch import CheckOutcome, QuotaOutcome, SimpleDispatcher
 from mixerd.server.app import READY_PATTERN, ConfigError, StartError, served_services, start
-from mixerd.server.dispatch import CheckOutcome, QuotaOutcome, SimpleDispatcher
 from mixerd.settings import Settings
 from mixerd.testing import typical_http_bag
 
@@ -524,18 +524,24 @@ def test_shutdown_turns_not_serving_and_lets_in_flight_calls_finish(start_mixer_
 
 
 def test_a_missing_config_folder_is_refused(tmp_path: Path) -> None:
-    settings = Settings(address="127.0.0.1", port=0, monitoring_port=0, config=str(tmp_path / "missing"))
+    settings = Settings(
+        address="127.0.0.1", port=0, monitoring_port=0, admin_port=0, config=str(tmp_path / "missing")
+    )
     with pytest.raises(ConfigError, match=r"--config .*missing: no such folder"):
         asyncio.run(start(settings))
 
 
-@pytest.mark.parametrize(("setting", "what"), [("port", "gRPC"), ("monitoring_port", "monitoring")])
+@pytest.mark.parametrize(
+    ("setting", "what"),
+    [("port", "gRPC"), ("monitoring_port", "monitoring"), ("admin_port", "the admin page")],
+)
 def test_a_busy_port_is_refused(setting: str, what: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        settings = Settings(address="127.0.0.1", **{"port": 0, "monitoring_port": 0, setting: port})
+        ports = {"port": 0, "monitoring_port": 0, "admin_port": 0, setting: port}
+        settings = Settings(address="127.0.0.1", **ports)
         with pytest.raises(StartError, match=f"cannot listen for {what} on 127.0.0.1:{port}: "):
             asyncio.run(start(settings))
 
@@ -553,14 +559,16 @@ def _serve_process(*args: str) -> subprocess.Popen[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_prints_its_ports_and_exits_0_on_signal(sig: signal.Signals) -> None:
-    proc = _serve_process("--port", "0", "--monitoring-port", "0")
+    proc = _serve_process("--port", "0", "--monitoring-port", "0", "--admin-port", "0")
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline().rstrip("\n") for _ in range(2)]
+        lines = [proc.stdout.readline().rstrip("\n") for _ in range(3)]
         matches = [READY_PATTERN.match(line) for line in lines]
         assert all(matches), lines
-        (grpc_match, http_match) = matches
+        (grpc_match, http_match, admin_match) = matches
         assert grpc_match and http_match and http_match.group(1) == "monitoring"
+        assert admin_match and admin_match.group(1, 2) == ("admin", "127.0.0.1")
+        assert served_services(admin_match.group(1)) == []
         named = served_services(grpc_match.group(1))
         assert named == [MIXER, *ENVOY_SERVICES]
         with grpc.insecure_channel(f"127.0.0.1:{grpc_match.group(3)}") as ch:
@@ -573,6 +581,7 @@ def test_serve_prints_its_ports_and_exits_0_on_signal(sig: signal.Signals) -> No
             "grpc.reflection.v1alpha.ServerReflection",
         }
         assert http_get(f"http://127.0.0.1:{http_match.group(3)}/healthz")[0] == 200
+        assert http_get(f"http://127.0.0.1:{admin_match.group(3)}/debug/routes")[0] == 200
         proc.send_signal(sig)
         assert proc.wait(timeout=10) == 0
     finally:

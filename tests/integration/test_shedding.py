@@ -17,8 +17,8 @@ from mixerd.api.envoy.service.accesslog.v3 import als_pb2
 from mixerd.api.envoy.service.auth.v3 import external_auth_pb2
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import AttributeBag
+from mixerd.dispatch import ALLOW, CheckOutcome, QuotaRequest
 from mixerd.server.admission import SHED_MESSAGE
-from mixerd.server.dispatch import ALLOW, CheckOutcome, QuotaRequest
 from mixerd.testing_scenarios.server import parse_metrics
 
 pytestmark = pytest.mark.integration

@@ -299,9 +299,11 @@ def test_the_ready_lines_still_parse_with_tls(start_mixer_server: Start, pki: Te
         monitoring_tls_cert_file=str(pki.server.cert),
         monitoring_tls_key_file=str(pki.server.key),
     )
-    grpc_line, monitoring_line = server.running.ready_lines()
+    grpc_line, monitoring_line, admin_line = server.running.ready_lines()
     assert monitoring_line == f"mixerd: monitoring on https://127.0.0.1:{server.monitoring_port}"
-    for line, port in ((grpc_line, server.port), (monitoring_line, server.monitoring_port)):
+    assert admin_line == f"mixerd: admin on http://127.0.0.1:{server.running.admin_port}"  # local, no TLS
+    ports = ((grpc_line, server.port), (monitoring_line, server.monitoring_port))
+    for line, port in (*ports, (admin_line, server.running.admin_port)):
         match = READY_PATTERN.match(line)
         assert match is not None and match.group(2, 3) == ("127.0.0.1", str(port))
 
@@ -310,7 +312,7 @@ def test_mixerd_serve_with_tls_prints_parsable_ready_lines_and_logs_the_tls(pki:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXERD_")}
     cert, key, ca = str(pki.server.cert), str(pki.server.key), str(pki.ca.cert)
     command = [sys.executable, "-m", "mixerd", "serve", "--address", "127.0.0.1", "--port", "0"]
-    command += ["--monitoring-port", "0", "--tls-cert-file", cert, "--tls-key-file", key]
+    command += ["--monitoring-port", "0", "--admin-port", "0", "--tls-cert-file", cert, "--tls-key-file", key]
     command += ["--tls-client-ca-file", ca]
     command += ["--monitoring-tls-cert-file", cert, "--monitoring-tls-key-file", key]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -159,3 +159,24 @@ def test_an_outage_logs_a_few_lines_and_its_end(caplog: Any) -> None:
     failed = [line for line in lines if "sending 1 items failed" in line]
     assert [line.split("(")[1].split(" attempts")[0] for line in failed] == ["1", "10", "100"]
     assert lines[-1].startswith("h.handler.istio-system: delivery resumed after ")
+
+
+def test_the_delivery_state_has_the_depth_and_the_last_error() -> None:
+    async def test() -> None:
+        backend = Backend()
+        backend.down = True
+        e = env()
+        q = BatchQueue(e, backend.send, capacity=5, batch_size=2, flush_interval=0.01, retry_initial=0.01)
+        assert q.delivery_state() == {"depth": 0, "capacity": 5, "last_error": "", "last_error_at": 0}
+        q.put_many(range(3))
+        await until(lambda: q.stats.failed >= 1)
+        state = q.delivery_state()
+        assert (state["depth"], state["last_error"]) == (3, "ConnectionRefusedError: backend down")
+        assert state["last_error_at"] > 0
+        backend.down = False
+        await until(lambda: len(q) == 0)
+        assert q.delivery_state()["last_error"] == "ConnectionRefusedError: backend down"  # kept
+        await q.close()
+        await e.cancel_background()
+
+    run(test)

@@ -3,8 +3,9 @@
 Everything is read from the files and checked against mixerd itself, never against a copied list:
 container arguments go through `mixerd serve`'s real argparse parser (with the environment Kubernetes
 would give the pod), probe and scrape paths through the real monitoring WSGI app, and the rules
-ConfigMap through the server's own loader, laid out on disk the way the kubelet mounts it. No cluster,
-no network: tests/integration/test_deploy.py runs what needs real processes.
+ConfigMap through the server's own loader, laid out on disk the way the kubelet mounts it beside the
+Redis password's Secret. No cluster, no network: tests/integration/test_deploy.py runs what needs real
+processes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 import yaml
-from peers.kubelet import write_configmap
+from peers.kubelet import container_env, expand, relocate_mount, volume_files, write_configmap, write_secret
 
 from mixerd import cli
 from mixerd.commands import check_config
@@ -447,6 +448,7 @@ def test_the_redis_probes_and_service_use_the_port_redis_listens_on() -> None:
     assert _container_port(container, container["livenessProbe"]["tcpSocket"]["port"]) == listens
     [port] = _one("Service", "redis")["spec"]["ports"]
     assert port["port"] == listens
+    assert listens == 6379  # the readiness probe's redis-cli asks the default port
 
 
 # -- labels and selectors ---------------------------------------------------------------------------------
@@ -638,6 +640,20 @@ def _rules_data() -> dict[str, str]:
     return data
 
 
+#: What the tests put in the Secret redis-auth (the operator's is `openssl rand -hex 24`).
+PASSWORD = "0123456789abcdef0123456789abcdef0123456789abcdef"
+
+
+def _mounted_rules(tmp_path: Path, data: Mapping[str, str] | None = None) -> Path:
+    """The rules ConfigMap (or `data` in its place) and the Redis password's Secret, laid out as the
+    kubelet mounts them in a mixerd pod; the rules' references into the Secret's mount point at the
+    test's folder. Returns the rules folder."""
+    mount, source = _secret_mount()
+    secret = write_secret(tmp_path / "secret", STAMP, volume_files(source, {"password": PASSWORD}))
+    rules = relocate_mount(_rules_data() if data is None else data, mount["mountPath"], secret)
+    return write_configmap(tmp_path / "rules", STAMP, rules)
+
+
 def _compile(folder: Path, settings: Settings) -> Snapshot:
     """What `mixerd serve` does with its --config folder at start and on every change."""
     runtime = Runtime(
@@ -654,7 +670,7 @@ def test_the_rules_configmap_is_mounted_where_serve_reads_its_config(mixerd_sett
 
 
 def test_the_rules_load_as_the_server_loads_them(tmp_path: Path, mixerd_settings: Settings) -> None:
-    snapshot = _compile(write_configmap(tmp_path / "rules", STAMP, _rules_data()), mixerd_settings)
+    snapshot = _compile(_mounted_rules(tmp_path), mixerd_settings)
     assert snapshot.resources_by_kind == {"handler": 1, "instance": 1, "rule": 1, "ratelimitconfig": 1}
     assert [h.adapter.name for h in snapshot.handlers.values()] == ["redisquota"]
     assert set(snapshot.rate_limit_domains) == {"edge"}
@@ -663,9 +679,9 @@ def test_the_rules_load_as_the_server_loads_them(tmp_path: Path, mixerd_settings
 def test_a_broken_rule_in_the_configmap_is_refused(tmp_path: Path, mixerd_settings: Settings) -> None:
     """The load above is no formality: the same path refuses bad redisquota params."""
     data = dict(_rules_data())
-    data["quota.yaml"] = data["quota.yaml"].replace("redis://redis:6379/0", "http://redis:6379/0")
+    data["quota.yaml"] = data["quota.yaml"].replace('"redis://:', '"http://:')
     with pytest.raises(ConfigRejected, match=r"quota\.yaml: handler 'shared-quota.*redisServerUrl"):
-        _compile(write_configmap(tmp_path / "rules", STAMP, data), mixerd_settings)
+        _compile(_mounted_rules(tmp_path, data), mixerd_settings)
 
 
 def _service_for_host(host: str, port: int, namespace: str) -> dict[str, Any]:
@@ -684,11 +700,15 @@ def _service_for_host(host: str, port: int, namespace: str) -> dict[str, Any]:
     return service
 
 
-def test_redisquota_points_at_the_redis_service(tmp_path: Path, mixerd_settings: Settings) -> None:
-    snapshot = _compile(write_configmap(tmp_path / "rules", STAMP, _rules_data()), mixerd_settings)
+def test_redisquota_points_at_the_redis_service_with_the_secret_s_password(
+    tmp_path: Path, mixerd_settings: Settings
+) -> None:
+    snapshot = _compile(_mounted_rules(tmp_path), mixerd_settings)
     for handler in snapshot.handlers.values():
         address = parse_address(handler.params.redis_server_url)  # as the adapter reads it
         assert address.scheme == "redis"
+        assert (address.username, address.password) == (None, PASSWORD)  # Redis's default user
+        assert PASSWORD not in repr(handler.params.redis_server_url)  # logs and errors show the reference
         service = _service_for_host(address.host, address.port, MIXERD["metadata"]["namespace"])
         assert _workloads_selected(service["spec"]["selector"]) == ["redis"]
         assert not handler.params.cluster and not handler.params.sentinels
@@ -702,7 +722,7 @@ def test_the_rules_see_every_request(mixerd_settings: Settings) -> None:
 
 
 def test_no_handler_needs_the_kubernetes_api_token(tmp_path: Path, mixerd_settings: Settings) -> None:
-    snapshot = _compile(write_configmap(tmp_path / "rules", STAMP, _rules_data()), mixerd_settings)
+    snapshot = _compile(_mounted_rules(tmp_path), mixerd_settings)
     assert _pod(MIXERD)["automountServiceAccountToken"] is False
     assert "kubernetesenv" not in {h.adapter.name for h in snapshot.handlers.values()}
 
@@ -710,10 +730,145 @@ def test_no_handler_needs_the_kubernetes_api_token(tmp_path: Path, mixerd_settin
 def test_the_redisquota_timeout_fits_envoy_s_ratelimit_filter(
     tmp_path: Path, mixerd_settings: Settings
 ) -> None:
-    snapshot = _compile(write_configmap(tmp_path / "rules", STAMP, _rules_data()), mixerd_settings)
+    snapshot = _compile(_mounted_rules(tmp_path), mixerd_settings)
     for handler in snapshot.handlers.values():
         assert handler.params.timeout.total_seconds() < 0.020  # the filter's default timeout
         assert handler.params.timeout.total_seconds() < mixerd_settings.adapter_timeout
+
+
+# -- the Redis password --------------------------------------------------------------------------------------
+
+#: A `${file:/path}` reference in handler params (mixer/config/secrets.py).
+FILE_REFERENCE = re.compile(r"\$\{file:([^}]*)\}")
+
+
+def _secret_mount() -> tuple[dict[str, Any], dict[str, Any]]:
+    """mixerd's mount of a Secret volume, and that volume's `secret` source."""
+    container = _container(MIXERD, "mixerd")
+    volumes = {v["name"]: v for v in _pod(MIXERD)["volumes"]}
+    [mount] = [m for m in container["volumeMounts"] if "secret" in volumes[m["name"]]]
+    return mount, volumes[mount["name"]]["secret"]
+
+
+def _secret_references() -> list[tuple[str, str, str]]:
+    """(where, Secret name, key) of every use of a Secret in the manifests; key '*' for all of them."""
+    found = []
+    for workload in _all("Deployment"):
+        pod, name = _pod(workload), workload["metadata"]["name"]
+        for container in pod["containers"]:
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    found.append((f"{name}: env {var['name']}", ref["name"], ref["key"]))
+        for volume in pod.get("volumes", []):
+            if "secret" in volume:
+                source = volume["secret"]
+                for key in [item["key"] for item in source.get("items", [])] or ["*"]:
+                    found.append((f"{name}: volume {volume['name']}", source["secretName"], key))
+    return found
+
+
+def _docs_secret_commands() -> list[list[str]]:
+    """The words of each `kubectl ... create secret` in docs/deploy.md (before any `|`)."""
+    lines = [line for line in _shell_lines() if line.startswith("kubectl ") and " create secret " in line]
+    return [_pipeline(line)[0] for line in lines]
+
+
+def test_no_secret_value_is_kept_in_deploy() -> None:
+    """The operator creates the Secret (docs/deploy.md): a password in git would be everyone's, and a
+    Secret that `kubectl apply -k` applies would set a rotated password back at every apply."""
+    assert "Secret" not in {m.kind for m in MANIFESTS}
+    assert "secretGenerator" not in _kustomization()
+    for path in K8S.iterdir():
+        for doc in yaml.safe_load_all(path.read_text()):
+            assert not (isinstance(doc, dict) and doc.get("kind") == "Secret"), path.name
+
+
+def test_every_secret_reference_names_the_secret_the_docs_create() -> None:
+    references = _secret_references()
+    assert {where.partition(":")[0] for where, *_ in references} == {"mixerd", "redis"}
+    commands = _docs_secret_commands()
+    assert len(commands) == 2  # creating it, and rotating it
+    for args in commands:
+        assert args[:4] == ["kubectl", "-n", NAMESPACE, "create"] and args[4:6] == ["secret", "generic"]
+        name = args[6]
+        [literal] = [a for a in args if a.startswith("--from-literal=")]
+        key, _, value = literal.removeprefix("--from-literal=").partition("=")
+        for where, secret, referenced in references:
+            assert (secret, referenced) == (name, key), where
+        # Made of hex digits: nothing a URL would need escaped (the rules put it into redisServerUrl),
+        # and no trailing newline ($(...) drops the one openssl writes).
+        assert value in ("$(openssl rand -hex 24)", "$NEW")
+    assert "--dry-run=client" in commands[1] and "$NEW" in " ".join(commands[1])
+
+
+def test_the_rules_read_the_password_where_the_secret_is_mounted() -> None:
+    """The Secret's key is the file name the rules read, in the folder mixerd mounts it at."""
+    mount, source = _secret_mount()
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount, "the kubelet never updates a subPath mount: a rotation would not arrive"
+    assert source.get("optional", False) is False  # no Secret, no pod: never Redis without its password
+    files = volume_files(source, {"password": PASSWORD})
+    references = [path for text in _rules_data().values() for path in FILE_REFERENCE.findall(text)]
+    assert references
+    for path in references:
+        folder, _, name = path.rpartition("/")
+        assert folder == mount["mountPath"] and files[name] == PASSWORD, path
+
+
+def test_the_tests_relocate_every_reference_into_the_secret_s_mount(tmp_path: Path) -> None:
+    """How the tests stand in for /etc/mixerd/secrets: nothing keeps pointing at the pod's path."""
+    mount, _ = _secret_mount()
+    moved = relocate_mount(_rules_data(), mount["mountPath"], tmp_path)
+    paths = [path for text in moved.values() for path in FILE_REFERENCE.findall(text)]
+    assert paths and all(Path(path).parent == tmp_path for path in paths)
+    with pytest.raises(ValueError, match=r"no \$\{file:\.\.\.\} reference under /etc/elsewhere"):
+        relocate_mount(_rules_data(), "/etc/elsewhere", tmp_path)
+
+
+def test_the_pod_s_user_can_read_the_mounted_password() -> None:
+    _, source = _secret_mount()
+    context = _pod(MIXERD)["securityContext"]
+    assert context["runAsUser"] != 0 and "fsGroup" not in context  # the files are root's
+    for item in source["items"]:
+        mode = item.get("mode", source.get("defaultMode", 0o644))  # the kubelet's default
+        assert mode & 0o004 and not mode & 0o022, oct(mode)
+
+
+def test_redis_requires_the_secret_s_password() -> None:
+    container = _container(REDIS, "redis")
+    env = container_env(container, {"redis-auth": {"password": PASSWORD}})
+    args = [expand(arg, env) for arg in container["args"]]
+    assert args[args.index("--requirepass") + 1] == PASSWORD
+    assert PASSWORD not in json.dumps(REDIS)  # the manifest holds a reference only
+
+
+def test_the_redis_readiness_probe_logs_in_and_wants_pong() -> None:
+    """redis-cli answers NOAUTH with exit code 0: the probe must log in, and look at the answer."""
+    container = _container(REDIS, "redis")
+    env = container_env(container, {"redis-auth": {"password": PASSWORD}})
+    assert env["REDISCLI_AUTH"] == PASSWORD  # what redis-cli logs in with
+    command = container["readinessProbe"]["exec"]["command"]
+    assert command[:2] == ["sh", "-c"] and "PONG" in command[2]
+    [cli] = [shlex.split(part) for part in re.findall(r"\$\(([^)]*)\)", command[2])]
+    assert cli == ["redis-cli", "ping"]  # the default port, 6379: --port (the probe test above)
+    # The kubelet expands $(VAR) in exec probes with the variables given by value: none here, so the
+    # shell's $(redis-cli ping) reaches the shell unchanged.
+    static = {v["name"]: v["value"] for v in container["env"] if "value" in v}
+    assert [expand(word, static) for word in command] == command
+
+
+def test_the_docs_rotation_gives_redis_the_new_password_through_its_own_redis_cli() -> None:
+    """`printf ... | kubectl exec -i deployment/redis -- redis-cli`: logged in by the pod's REDISCLI_AUTH;
+    tests/integration/test_deploy.py runs the line's command on a real Redis."""
+    [line] = [line for line in _shell_lines() if "ACL SETUSER" in line]
+    printf, kubectl = _pipeline(line)
+    assert printf[0] == "printf" and printf[-1] == "$NEW"
+    assert kubectl[:3] == ["kubectl", "-n", NAMESPACE] and kubectl[3:5] == ["exec", "-i"]
+    kind, _, name = kubectl[5].partition("/")
+    assert (kind, _one("Deployment", name)) == ("deployment", REDIS)
+    assert kubectl[6:] == ["--", "redis-cli"]
+    assert "REDISCLI_AUTH" in container_env(_container(REDIS, "redis"), {"redis-auth": {"password": "x"}})
 
 
 # -- docs/deploy.md --------------------------------------------------------------------------------------
@@ -819,14 +974,19 @@ def test_the_docs_build_the_image_the_deployment_runs() -> None:
     assert args[-1] == "."  # the context is the checkout's root, which the COPY lines assume
 
 
-def test_the_docs_port_forward_and_curl_reach_what_mixerd_serves() -> None:
+def test_the_docs_port_forward_and_curl_reach_what_mixerd_serves(mixerd_settings: Settings) -> None:
     lines = _shell_lines()
-    [forward] = [line for line in lines if " port-forward " in line]
+    [forward, admin] = [line for line in lines if " port-forward " in line]
     args = shlex.split(forward)
     target = args[args.index("port-forward") + 1]
     service = _one("Service", target.removeprefix("svc/"))
     forwarded = {int(a) for a in args if a.isdigit()}
     assert forwarded <= {p["port"] for p in service["spec"]["ports"]}
+    # The admin page is on each pod's loopback, not behind the Service: forwarded from the Deployment.
+    args = shlex.split(admin.partition("#")[0])
+    assert args[args.index("port-forward") + 1] == "deployment/mixerd"
+    assert [int(a) for a in args if a.isdigit()] == [mixerd_settings.admin_port]
+    assert mixerd_settings.admin_address == "127.0.0.1"
     ready = _monitoring(ready=True)
     for line in lines:
         if line.startswith("curl "):
@@ -846,14 +1006,23 @@ def test_the_docs_mixerd_commands_parse() -> None:
 def test_the_docs_check_config_recipe_validates_the_configmap(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lines = _shell_lines()
-    [extract] = [line for line in lines if line.startswith("python -c")]
-    [check] = [line for line in lines if line.startswith("mixerd check-config")]
-    folder = shlex.split(check)[-1]
-    argv = [sys.executable, *shlex.split(extract.replace(folder, str(tmp_path)))[1:]]
-    subprocess.run(argv, cwd=REPO, check=True, timeout=60)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(_rules_data())
-    assert check_config.run(cli.build_parser().parse_args(["check-config", str(tmp_path)])) == 0
+    """The recipe's lines as written, in folders of the test's own, down to check-config's verdict."""
+    [block] = [b for _, b in _blocks("sh") if "mixerd check-config" in b]
+    *setup, check = [line.strip() for line in block.splitlines() if line.strip()]
+    rules, secrets = tmp_path / "rules", tmp_path / "secrets"
+    assert shlex.split(check) == ["mixerd", "check-config", "/tmp/mixerd-rules"]
+    for line in setup:
+        line = line.replace("/tmp/mixerd-rules", str(rules)).replace("/tmp/mixerd-secrets", str(secrets))
+        assert "/tmp/mixerd-" not in line, line
+        if line.startswith("python -c"):
+            args = shlex.split(line)
+            # The Secret's mount point is replaced by the stand-in's folder.
+            assert args[-2:] == [_secret_mount()[0]["mountPath"] + "/", f"{secrets}/"]
+            subprocess.run([sys.executable, *args[1:]], cwd=REPO, check=True, timeout=60)
+        else:
+            subprocess.run(["sh", "-c", line], cwd=REPO, check=True, timeout=60)
+    assert sorted(p.name for p in rules.iterdir()) == sorted(_rules_data())
+    assert check_config.run(cli.build_parser().parse_args(["check-config", str(rules)])) == 0
     assert capsys.readouterr().out.startswith("valid: ")
 
 

@@ -40,6 +40,14 @@ def test_untyped_attributes_take_the_manifest_type(capsys: pytest.CaptureFixture
     assert (code, out["value"], out["type"]) == (0, "10.0.0.1", "IP_ADDRESS")
 
 
+def test_ip_shows_its_16_byte_form(capsys: pytest.CaptureFixture[str]) -> None:
+    """ip() gives Go's 16-byte form (what an adapter receives): eval shows it, and it equals 4 bytes."""
+    code, out = _eval_json(capsys, 'source.ip | ip("1.2.3.4")')
+    assert (code, out["value"], out["type"]) == (0, "::ffff:1.2.3.4", "IP_ADDRESS")
+    code, out = _eval_json(capsys, 'ip("::ffff:1.2.3.4") == source.ip', "-a", "source.ip=1.2.3.4")
+    assert (code, out["value"]) == (0, True)
+
+
 def test_durations_and_timestamps_print_in_their_text_forms(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = _eval_json(capsys, "response.duration", "-a", "response.duration=1500ms")
     assert (code, out["value"], out["type"]) == (0, "1.5s", "DURATION")

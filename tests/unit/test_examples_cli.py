@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,27 @@ def test_a_copy_is_a_config_of_its_own(tmp_path: Path, capsys: pytest.CaptureFix
     assert capsys.readouterr().out.startswith("valid: 1 rule")
 
 
+def test_a_copy_of_envoyproxy_ratelimit_files_is_served_with_ratelimit_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "my-limits"
+    assert main(["examples", "ratelimit-upstream", str(dest)]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"copied ratelimit-upstream to {dest}: mixerd serve --ratelimit-config {dest}\n"
+    )
+    assert main(["check-config", "--ratelimit-config", str(dest)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "; rate limit domains: db_connections, edge, gateway, routes, sms\n"
+    )
+    # served as --config by mistake, the files say what they are
+    assert main(["check-config", str(dest)]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "databases.yaml (document 1) .apiVersion: missing (Mixer's resources are config.istio.io/v1alpha2); "
+        "this is an envoyproxy/ratelimit file: serve its folder with --ratelimit-config"
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "error"),
     [
@@ -49,3 +72,14 @@ def test_an_existing_destination_is_left_alone(tmp_path: Path, capsys: pytest.Ca
     assert main(["examples", "deny-by-header", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"mixerd examples: {tmp_path} exists; name a folder that does not\n"
     assert [p.name for p in tmp_path.iterdir()] == ["mine.yaml"]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`mixerd version | true`: the pipe closes under the command, which ends quietly."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mixerd", "version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # gone before mixerd writes a word, like `| true`
+    assert proc.stderr.read() == b""
+    assert proc.wait(timeout=60) in (0, 1)

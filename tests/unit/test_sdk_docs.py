@@ -10,10 +10,10 @@ import importlib.util
 import inspect
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
+import mixerd_example_adapter
 import pytest
 import yaml
 
@@ -28,8 +28,8 @@ ADAPTERS_MD = (REPO / "docs" / "adapters.md").read_text()
 TEMPLATES_MD = (REPO / "docs" / "templates.md").read_text()
 EXAMPLE = REPO / "rules" / "examples" / "strikes-adapter"
 
-#: Example files the page need not show: pytest glue for mixerd's own suite, and the package's README.
-NOT_SHOWN = {"conftest.py", "README.md"}
+#: Example files the page need not show: the package's README.
+NOT_SHOWN = {"README.md"}
 
 _FILE_BLOCK = re.compile(r"^(`{3,})(\w+) file=(\S+)\n(.*?)^\1$", flags=re.M | re.S)
 
@@ -199,18 +199,8 @@ def test_every_mixerd_name_in_the_docs_exists(name: str) -> None:
 
 
 def _example_adapters() -> dict[str, Any]:
-    """The installed adapters plus the example's, imported from its source folder."""
-    name = "mixerd_example_adapter"
-    module = sys.modules.get(name)
-    if module is None:
-        folder = EXAMPLE / name
-        spec = importlib.util.spec_from_file_location(
-            name, folder / "__init__.py", submodule_search_locations=[str(folder)]
-        )
-        assert spec is not None and spec.loader is not None
-        module = sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return {**load_adapters(), "strikes": module.mixerd_adapter_info()}
+    """The installed adapters plus the example's, imported from its source folder (pyproject's pythonpath)."""
+    return {**load_adapters(), "strikes": mixerd_example_adapter.mixerd_adapter_info()}
 
 
 def test_the_quoted_validate_problem_is_what_mixerd_reports(tmp_path: Path) -> None:

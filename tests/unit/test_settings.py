@@ -87,3 +87,49 @@ def test_serve_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = from_namespace(args)
     assert (settings.port, settings.monitoring_port) == (0, 15999)
     assert callable(args.run)
+
+
+def test_ratelimit_switches_read_as_envoyproxy_ratelimits_variables() -> None:
+    """true/false as Go's strconv.ParseBool reads them (envoyproxy/ratelimit's envconfig)."""
+    for text, value in [
+        ("true", True),
+        ("1", True),
+        ("T", True),
+        ("False", False),
+        ("0", False),
+        ("f", False),
+    ]:
+        assert parse([], {"MIXERD_RATELIMIT_SHADOW_MODE": text}).ratelimit_shadow_mode is value
+    settings = parse(
+        ["--ratelimit-quota-mode", "true", "--ratelimit-statsd-address", "[::1]:8125"],
+        {"MIXERD_RATELIMIT_NEAR_LIMIT_RATIO": "0.5", "MIXERD_RATELIMIT_CONFIG": "limits"},
+    )
+    assert settings.ratelimit_quota_mode and settings.ratelimit_near_limit_ratio == 0.5
+    assert (settings.ratelimit_statsd_address, settings.ratelimit_config) == ("[::1]:8125", "limits")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MIXERD_RATELIMIT_SHADOW_MODE", "yes", "expected true or false, got 'yes'"),
+        ("MIXERD_RATELIMIT_NEAR_LIMIT_RATIO", "1.5", "1.5 is not between 0 and 1"),
+        ("MIXERD_RATELIMIT_STATSD_ADDRESS", "statsd", "expected host:port (an IPv6 host in brackets)"),
+        ("MIXERD_RATELIMIT_STATSD_ADDRESS", "::1:8125", "expected host:port (an IPv6 host in brackets)"),
+        ("MIXERD_RATELIMIT_STATSD_ADDRESS", "statsd:70000", "expected host:port"),
+        ("MIXERD_RATELIMIT_STATS_FLUSH_INTERVAL", "0", "0.0 must be more than 0"),
+    ],
+)
+def test_bad_ratelimit_values_are_clear_errors(
+    capsys: pytest.CaptureFixture[str], variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SystemExit):
+        parse([], {variable: value})
+    assert message in capsys.readouterr().err
+
+
+def test_the_admin_port_is_local_by_default_and_minus_one_turns_it_off() -> None:
+    assert (Settings().admin_port, Settings().admin_address) == (9876, "127.0.0.1")
+    assert parse(["--admin-port", "-1"], {}).admin_port == -1
+    assert parse([], {"MIXERD_ADMIN_PORT": "0", "MIXERD_ADMIN_ADDRESS": "::1"}).admin_address == "::1"
+    with pytest.raises(SystemExit):
+        parse(["--admin-port", "-2"], {})

@@ -13,14 +13,16 @@ registered under Envoy's names (`raw_handlers.ENVOY_*`), which Envoy calls.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
 from prometheus_client import CollectorRegistry
 
+from ...dispatch import Dispatcher
 from ...runtime import Runtime
 from ...settings import Settings
-from ..dispatch import Dispatcher
+from .accesslog_streams import StreamRegistry
 
 
 @dataclass
@@ -34,6 +36,10 @@ class FrontEndContext:
     #: Set when the server starts to stop: long-lived streams (Envoy's access logs) end then, so the
     #: proxy reconnects to another replica at once instead of holding shutdown for the whole grace.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Called (and awaited) once the gRPC server has stopped: background work a service started.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Envoy's access-log streams open now (the admin page lists them).
+    access_log_streams: StreamRegistry = field(default_factory=StreamRegistry)
 
 
 def add_envoy_services(server: grpc.aio.Server, context: FrontEndContext) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from prometheus_client.registry import Collector
 
 from ...api.envoy.service.accesslog.v3 import als_pb2
 from ...attribute import AttributeBag
-from ..dispatch import Dispatcher, DispatchError
+from ...dispatch import Dispatcher, DispatchError
 from ..raw_handlers import ENVOY_ACCESS_LOG_SERVICE, add_raw_handlers
 from .accesslog_attributes import (
     NO_REPORTER,
@@ -45,6 +46,7 @@ from .accesslog_attributes import (
     reporter_from_node,
     tcp_attributes,
 )
+from .accesslog_streams import StreamInfo, StreamRegistry
 
 if TYPE_CHECKING:
     from . import FrontEndContext
@@ -122,14 +124,16 @@ class AccessLogCollector(Collector):
 
 
 class _Stream:
-    """What one stream remembers: who sends it, its open TCP connections, whether it complained yet."""
+    """What one stream remembers: who sends it, its open TCP connections, whether it complained yet, and
+    what the admin page shows of it (`info`)."""
 
-    __slots__ = ("connections", "reporter", "warned")
+    __slots__ = ("connections", "info", "reporter", "warned")
 
-    def __init__(self) -> None:
+    def __init__(self, info: StreamInfo) -> None:
         self.reporter: Reporter = NO_REPORTER
         self.connections = ConnectionBytes()
         self.warned = False
+        self.info = info
 
     def log(self, text: str, *args: Any, error: BaseException | None = None) -> None:
         """The stream's first problem is a warning, later ones are debug (a bad proxy can be loud);
@@ -143,11 +147,18 @@ class AccessLogService:
     """StreamAccessLogs over raw bytes (each message is parsed here, so a bad one is skipped alone)."""
 
     def __init__(
-        self, dispatcher: Dispatcher, stats: AccessLogStats, stopping: asyncio.Event | None = None
+        self,
+        dispatcher: Dispatcher,
+        stats: AccessLogStats,
+        stopping: asyncio.Event | None = None,
+        streams: StreamRegistry | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self._dispatcher = dispatcher
+        self._clock = clock
         self.stats = stats
         self._stopping = stopping or asyncio.Event()
+        self.streams = streams if streams is not None else StreamRegistry()
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {"StreamAccessLogs": grpc.stream_unary_rpc_method_handler(self.stream_access_logs)}
@@ -159,7 +170,7 @@ class AccessLogService:
         stats = self.stats
         stats.streams += 1
         stats.streams_open += 1
-        stream = _Stream()
+        stream = _Stream(self.streams.open(context.peer() or "", self._clock()))
         try:
             async for raw in _until(requests, self._stopping):
                 bags = self._bags(raw, stream)
@@ -167,6 +178,7 @@ class AccessLogService:
                     await self._report(bags, stream)
         finally:
             stats.streams_open -= 1
+            self.streams.close(stream.info)
         return _EMPTY  # also when stopping: the stream ends cleanly and Envoy opens a new one elsewhere
 
     def _bags(self, raw: bytes, stream: _Stream) -> list[AttributeBag]:
@@ -177,17 +189,23 @@ class AccessLogService:
             stats.malformed_messages += 1
             stream.log("envoy access log: skipped a malformed StreamAccessLogsMessage: %s", e)
             return []
+        info = stream.info
+        info.messages += 1
         if message.HasField("identifier"):
-            stream.reporter = reporter_from_node(message.identifier.node)
+            identifier = message.identifier
+            stream.reporter = reporter_from_node(identifier.node)
+            info.identify(identifier.node.id, identifier.node.cluster, identifier.log_name)
         which = message.WhichOneof("log_entries")
         mapper: Callable[[Any], dict[str, Any]]
         if which == "http_logs":
             entries: Any = message.http_logs.log_entry
             stats.http_entries += len(entries)
+            info.http_entries += len(entries)
             mapper = partial(http_attributes, reporter=stream.reporter)
         elif which == "tcp_logs":
             entries = message.tcp_logs.log_entry
             stats.tcp_entries += len(entries)
+            info.tcp_entries += len(entries)
             mapper = partial(tcp_attributes, reporter=stream.reporter, connections=stream.connections)
         else:
             return []
@@ -253,5 +271,7 @@ def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
     """Serve StreamAccessLogs on `server` through `context.dispatcher`; counters go on context.registry."""
     stats = AccessLogStats()
     context.registry.register(AccessLogCollector(stats))
-    AccessLogService(context.dispatcher, stats, context.stopping).add_to_server(server)
+    clock = context.runtime.clock if context.runtime is not None else time.time_ns
+    service = AccessLogService(context.dispatcher, stats, context.stopping, context.access_log_streams, clock)
+    service.add_to_server(server)
     return SERVICE_NAME

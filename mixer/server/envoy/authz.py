@@ -27,14 +27,15 @@ treated the same by Envoy 1.40 but not by older versions, so a failure is a plai
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from ...api.envoy.service.auth.v3 import external_auth_pb2
 from ...attribute import AttributeBag
-from ..dispatch import ALLOW, OK, Dispatcher, DispatchError, QuotaRequest
+from ...dispatch import ALLOW, OK, Dispatcher, DispatchError, QuotaRequest
+from ..frontend import Method, Rejection, check_failed
 from ..raw_handlers import ENVOY_AUTHORIZATION, add_raw_handlers
 from .authz_attributes import AttributeView, BadAttributes
 from .authz_metrics import AuthzCollector, AuthzStats
@@ -51,18 +52,8 @@ _log = logging.getLogger(__name__)
 _CheckRequest = external_auth_pb2.CheckRequest
 _NO_QUOTAS: dict[str, QuotaRequest] = {}
 _ALLOW_BYTES = response_bytes(ALLOW)
-
-# Status messages travel in HTTP/2 trailers, which clients cap (8 KiB by default); keep well below.
-_MAX_MESSAGE_CHARS = 2000
-
-
-class _Rejection(Exception):
-    """A call mixerd answers with a gRPC error status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+_CHECK = Method("ext_authz Check", _log)
+_INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 
 
 class AuthorizationService:
@@ -81,32 +72,23 @@ class AuthorizationService:
         try:
             return await self._check(raw, context.time_remaining())
         except Exception as e:
-            await self._abort(context, e)
+            await _CHECK.abort(context, e, self._count_failure)
 
-    async def _abort(self, context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
-        if isinstance(error, _Rejection):
-            code, message = error.code, error.message
-        else:
-            _log.error("ext_authz Check failed", exc_info=error)
-            code = grpc.StatusCode.INTERNAL
-            message = f"mixerd internal error in ext_authz Check ({type(error).__name__}); see the server log"
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
+    def _count_failure(self, code: grpc.StatusCode) -> None:
+        if code == _INVALID_ARGUMENT:
             self._stats.invalid += 1
         else:
             self._stats.error += 1
-        if len(message) > _MAX_MESSAGE_CHARS:
-            message = message[: _MAX_MESSAGE_CHARS - 15] + " ... (truncated)"
-        await context.abort(code, message)
 
     async def _check(self, raw: bytes, timeout: float | None) -> bytes:
         try:
             request = _CheckRequest.FromString(raw)
         except ProtobufDecodeError as e:
-            raise _Rejection(grpc.StatusCode.INVALID_ARGUMENT, f"malformed CheckRequest: {e}") from None
+            raise Rejection(_INVALID_ARGUMENT, f"malformed CheckRequest: {e}") from None
         try:
             view = AttributeView(request.attributes)
         except BadAttributes as e:
-            raise _Rejection(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
+            raise Rejection(_INVALID_ARGUMENT, str(e)) from None
 
         cache = self._cache
         generation = 0
@@ -126,7 +108,7 @@ class AuthorizationService:
         try:
             outcome = await self._dispatcher.check(bag, _NO_QUOTAS, values.get("request.id", ""), timeout)
         except DispatchError as e:
-            raise _Rejection(grpc.StatusCode.INTERNAL, f"performing check operation failed: {e}") from None
+            raise check_failed(e) from None
         body = _ALLOW_BYTES if outcome is ALLOW else response_bytes(outcome)
         if outcome.status_code == OK:
             self._stats.allowed += 1

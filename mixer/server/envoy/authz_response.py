@@ -5,7 +5,7 @@
   `headers_to_remove`; response header operations go to `response_headers_to_add` the same way.
 - Denied (any other code): `status` with the google.rpc code and message, and a `denied_response` with
   the HTTP status of the direct response, else one mapped from the code (PERMISSION_DENIED 403,
-  UNAUTHENTICATED 401, RESOURCE_EXHAUSTED 429, ...: mixerd.runtime.dispatcher.http_status_for), the
+  UNAUTHENTICATED 401, RESOURCE_EXHAUSTED 429, ...: mixerd.runtime.check.http_status_for), the
   direct response body, else the status message, and the response header operations as headers.
 
 A response header REMOVE has no ext_authz form (Envoy can add response headers, not remove them), so
@@ -19,8 +19,8 @@ from collections.abc import Iterable
 
 from ...api.envoy.config.core.v3 import base_pb2
 from ...api.envoy.service.auth.v3 import external_auth_pb2
-from ...runtime.dispatcher import http_status_for
-from ..dispatch import APPEND, OK, REMOVE, CheckOutcome, HeaderOperation
+from ...dispatch import APPEND, OK, REMOVE, CheckOutcome, HeaderOperation
+from ...runtime.check import http_status_for
 
 CheckResponse = external_auth_pb2.CheckResponse
 _HeaderValueOption = base_pb2.HeaderValueOption

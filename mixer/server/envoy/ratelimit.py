@@ -4,8 +4,9 @@ A request's domain picks a `ratelimitconfig` of the config in force (read from t
 table once per request); its descriptors are matched as envoyproxy/ratelimit matches them and every
 limit they hit is counted by the config's handler (memquota or redisquota) in one call
 (mixerd.runtime.ratelimit). The answer has one status per descriptor, in the request's order, each with
-its `current_limit`, `limit_remaining` and `duration_until_reset`; any status OVER_LIMIT makes the
-overall code OVER_LIMIT.
+its `current_limit`, `limit_remaining` and `duration_until_reset` (whole seconds); the overall code is
+OVER_LIMIT as envoyproxy/ratelimit decides it (quota and global shadow modes). Response headers and
+dynamic metadata when the settings ask for them (ratelimit_response.py).
 
 - A domain no config has: OK for every descriptor (as envoyproxy/ratelimit), counted in
   `mixerd_ratelimit_domain_not_found_total`.
@@ -15,6 +16,8 @@ overall code OVER_LIMIT.
   `failPolicy: open` -> OK, `closed` -> OVER_LIMIT), within its own timeout. A handler that raises or
   does not answer within the caller's deadline (80% of it): UNAVAILABLE, and Envoy applies its own
   `failure_mode_deny`.
+- mixerd itself fails: INTERNAL `mixerd internal error in ShouldRateLimit (<type>); see the server log`,
+  logged with its traceback (server/frontend.py, as the other front-ends).
 
 docs/envoy/ratelimit.md is the user's reference.
 """
@@ -30,9 +33,12 @@ from google.protobuf.message import DecodeError
 
 from ...api.envoy.service.ratelimit.v3 import rls_pb2
 from ...config.ratelimit_model import UNIT_NAMES, CurrentLimit
-from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed
+from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed, RateLimitOptions
+from ..frontend import Method, Rejection, StatusCounter
 from ..raw_handlers import ENVOY_RATE_LIMIT_SERVICE, add_raw_handlers
+from .ratelimit_response import NO_EXTRAS, ResponseOptions, encode
 from .ratelimit_stats import RateLimitCollector, RateLimitStats
+from .ratelimit_statsd import StatsdSink
 
 if TYPE_CHECKING:
     from . import FrontEndContext
@@ -40,6 +46,8 @@ if TYPE_CHECKING:
 SERVICE_NAME = ENVOY_RATE_LIMIT_SERVICE
 
 _log = logging.getLogger(__name__)
+_METHOD = Method("ShouldRateLimit", _log)
+_INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 _Request = rls_pb2.RateLimitRequest
 _CODE_NAMES = {1: "OK", 2: "OVER_LIMIT"}
 _UNITS = ", ".join(UNIT_NAMES[n] for n in sorted(UNIT_NAMES))
@@ -89,9 +97,12 @@ def _unit_text(unit: int) -> str:
 class RateLimitService:
     """ShouldRateLimit over raw bytes (grpc's registered-method path); `add_to_server` registers it."""
 
-    def __init__(self, limiter: RateLimiter, stats: RateLimitStats) -> None:
+    def __init__(
+        self, limiter: RateLimiter, stats: RateLimitStats, options: ResponseOptions = NO_EXTRAS
+    ) -> None:
         self._limiter = limiter
         self._stats = stats
+        self._options = options
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {"ShouldRateLimit": grpc.unary_unary_rpc_method_handler(self.should_rate_limit)}
@@ -101,50 +112,42 @@ class RateLimitService:
         try:
             request = _Request.FromString(raw)
         except DecodeError as e:
-            self._stats.failed("", "INVALID_ARGUMENT", known=False)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed RateLimitRequest: {e}")
+            error = Rejection(_INVALID_ARGUMENT, f"malformed RateLimitRequest: {e}")
+            await _METHOD.abort(context, error, self._counter("", known=False))
         try:
             domain, descriptors = decode(request)
         except BadRequest as e:
             known = self._limiter.knows(request.domain)
-            self._stats.failed(request.domain, "INVALID_ARGUMENT", known=known)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            await _METHOD.abort(
+                context, Rejection(_INVALID_ARGUMENT, str(e)), self._counter(request.domain, known)
+            )
         try:
             decision = await self._limiter.decide(domain, descriptors, context.time_remaining())
         except RateLimitFailed as e:
-            self._stats.failed(domain, "UNAVAILABLE", known=True)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"rate limit domain {domain!r}: {e}")
+            error = Rejection(grpc.StatusCode.UNAVAILABLE, f"rate limit domain {domain!r}: {e}")
+            await _METHOD.abort(context, error, self._counter(domain, known=True))
         except Exception as e:  # a bug: logged, and a generic answer (no internals on the wire)
-            _log.error("ShouldRateLimit failed", exc_info=e)
-            self._stats.failed(domain, "INTERNAL", known=True)
-            await context.abort(
-                grpc.StatusCode.INTERNAL, f"mixerd internal error in ShouldRateLimit ({type(e).__name__})"
-            )
+            await _METHOD.abort(context, e, self._counter(domain, known=True))
         self._stats.record(domain, decision, _CODE_NAMES[decision.code])
-        return encode(decision).SerializeToString()
+        return encode(decision, request, self._options).SerializeToString()
 
-
-def encode(decision: Any) -> Any:
-    response = rls_pb2.RateLimitResponse(overall_code=decision.code)
-    add = response.statuses.add
-    for verdict in decision.statuses:
-        status = add(code=verdict.code, limit_remaining=verdict.remaining)
-        current = verdict.current
-        if current is not None:
-            limit = status.current_limit
-            limit.requests_per_unit = current.requests_per_unit
-            limit.unit = current.unit
-            if current.name:
-                limit.name = current.name
-            status.duration_until_reset.FromNanoseconds(verdict.reset)
-    return response
+    def _counter(self, domain: str, known: bool) -> StatusCounter:
+        """Counts a refused call of `domain` by its status's name."""
+        return lambda code: self._stats.failed(domain, code.name, known=known)
 
 
 def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
     runtime = context.runtime
+    settings = context.settings
     clock = runtime.clock if runtime is not None else time.time_ns
-    limiter = RateLimiter(runtime, clock, context.settings.adapter_timeout)
+    limiter = RateLimiter(runtime, clock, settings.adapter_timeout, RateLimitOptions.of(settings))
     stats = RateLimitStats()
     context.registry.register(RateLimitCollector(stats))
-    RateLimitService(limiter, stats).add_to_server(server)
+    if settings.ratelimit_statsd_address is not None:
+        sink = StatsdSink(stats, settings.ratelimit_statsd_address, settings.ratelimit_stats_flush_interval)
+        if runtime is not None:
+            sink.config_loads = lambda: (runtime.stats.config_loads, runtime.stats.config_rejections)
+        sink.start()
+        context.closers.append(sink.close)
+    RateLimitService(limiter, stats, ResponseOptions.of(settings)).add_to_server(server)
     return SERVICE_NAME

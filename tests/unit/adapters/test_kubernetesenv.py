@@ -440,6 +440,7 @@ def test_by_ip_only_when_the_uid_is_empty_and_the_ip_is_specified() -> None:
     assert handler.generation_stats() == {"hits": 4, "misses": 1, "skipped": 0, "sync_failures": 0}
     # nothing to look up: not counted
     assert names(source_ip=ip("0.0.0.0"), destination_ip=ip("::")) == (None, None)
+    assert names(source_ip=ip("::ffff:0.0.0.0")) == (None, None)  # what ip("0.0.0.0") gives in a rule
     assert names() == (None, None)
     assert handler.generation_stats() == {"hits": 4, "misses": 1, "skipped": 0, "sync_failures": 0}
     assert names(source_ip=ip("10.9.9.9")) == (None, None)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mixerd.adapter import AdapterInfo, Duration, Env, InstanceInfo, QuotaArgs, QuotaResult
+from mixerd.adapter import AdapterInfo, Duration, Env, InstanceInfo, QuotaArgs, QuotaResult, dimension_text
 from mixerd.attribute.values import Timestamp
 from mixerd.params import ParamsError, read_params
 from mixerd.templates import QuotaInstance
 from mixerd_adapters import memquota
-from mixerd_adapters.memquota import Params, UnknownQuota, dimension_text, validate
+from mixerd_adapters.memquota import Params, UnknownQuota, validate
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -304,3 +304,30 @@ def test_a_long_window_takes_memory_for_its_grants_not_its_length() -> None:
     ask(h, 1, ip="10.0.0.1")
     [bucket] = h._buckets.values()
     assert len(bucket.window._pairs) == 1  # a ring would hold 864,000 ticks
+
+
+def test_top_counters_are_the_most_used_now_and_reading_them_changes_nothing() -> None:
+    clock = Clock()
+    params = {
+        "quotas": [{"name": RPS, "maxAmount": 10, "validDuration": "1s"}, {"name": "alloc", "maxAmount": 3}]
+    }
+    handler = make(params, clock)
+    for user, amount in (("a", 2), ("b", 7), ("c", 1)):
+        ask(handler, amount, user=user)
+    ask(handler, 2, name="alloc", pool="x")
+    clock.at(600)
+    ask(handler, 1, user="a")
+    top = handler.top_counters(3)
+    assert (top["quota_counters"], top["rate_limit_counters"], top["rate_limit"]) == (4, 0, [])
+    assert [(q["instance"], q["dimensions"], q["used"], q["valid_duration"]) for q in top["quota"]] == [
+        (RPS, {"user": "b"}, 7, "1s"),
+        (RPS, {"user": "a"}, 3, "1s"),
+        ("alloc", {"pool": "x"}, 2, ""),  # an allocation quota has no window
+    ]
+    clock.at(1050)  # the grants at 0 ms left the window; a's at 600 ms is still in it
+    assert [(q["dimensions"], q["used"]) for q in handler.top_counters()["quota"]] == [
+        ({"pool": "x"}, 2),
+        ({"user": "a"}, 1),
+    ]
+    clock.at(0)  # reading did not move any window: a request at the old time sees what it saw
+    assert ask(handler, 10, best_effort=True, user="b").granted_amount == 3

@@ -589,6 +589,7 @@ def test_a_stopped_receiver_fills_the_queue_then_drops_and_delivery_resumes(rece
     async def scenario(h: OtlpHandler) -> None:
         h.handle_tracespan([span(span_id=f"{1:016x}")])
         await until(lambda: len(receiver.spans()) == 1)
+        await until(lambda: h.delivery_stats()["sent"] == 1)  # (the receiver records before it answers)
         receiver.stop()
         h.handle_tracespan([span(span_id=f"{i:016x}") for i in range(2, 7)])  # 2..4 wait, 5 and 6 drop
         await until(lambda: h.delivery_stats()["failed"] >= 2)

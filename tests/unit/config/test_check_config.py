@@ -74,6 +74,7 @@ def test_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
                 "listentry": 1,
                 "rule": 1,
             },
+            "rate_limit_domains": [],
         },
     }
 
@@ -143,3 +144,30 @@ def test_the_documented_summary_is_what_check_config_prints(
     monkeypatch.chdir(bundled_rules("istio").parent)  # a copy: the checkout's may be mid-edit
     assert main(["check-config", "istio"]) == 0
     assert capsys.readouterr().out == lines[command + 1] + "\n"
+
+
+def test_envoyproxy_ratelimit_files_alone_or_with_a_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    limits = tmp_path / "limits"
+    limits.mkdir()
+    (limits / "edge.yaml").write_text("domain: edge\ndescriptors: [{key: a, rate_limit: {unit: second}}]\n")
+    assert main(["check-config", "--ratelimit-config", str(limits)]) == 1
+    out, err = capsys.readouterr()
+    assert out == (
+        f"{limits}/edge.yaml .descriptors[0].rate_limit.requests_per_unit: missing: how many requests each "
+        "unit allows (0 blocks every request)\n"
+    )
+    assert err == f"mixerd check-config: {limits}: 1 problem; rejected whole\n"
+    (limits / "edge.yaml").write_text("domain: edge\ndescriptors: [{key: a}]\n")
+    assert main(["check-config", str(tmp_path / "limits"), "--ratelimit-config", str(limits), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["errors"][0]["message"].startswith("edge.yaml (document 1)")
+    assert main(["check-config", "--ratelimit-config", str(limits), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["rate_limit_domains"] == ["edge"]
+
+
+def test_neither_a_folder_nor_ratelimit_files_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config"]) == 2
+    assert (
+        capsys.readouterr().err == "mixerd check-config: error: give DIR, --ratelimit-config RLDIR, or both\n"
+    )

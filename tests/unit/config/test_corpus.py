@@ -59,6 +59,7 @@ def test_json_errors_carry_every_part_of_the_message(capsys: pytest.CaptureFixtu
     assert out["errors"][1] == {
         "file": "handlers.yaml",
         "document": 2,
+        "item": None,
         "kind": "handler",
         "resource": "deny.handler.istio-system",
         "path": ".spec.params.validDuration",
@@ -70,6 +71,7 @@ def test_json_errors_carry_every_part_of_the_message(capsys: pytest.CaptureFixtu
     assert syntax == {
         "file": "rules/broken.yml",
         "document": 1,
+        "item": None,
         "kind": "",
         "resource": "",
         "path": "",

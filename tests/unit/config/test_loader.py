@@ -8,7 +8,7 @@ from pathlib import Path
 from peers.kubelet import write_configmap
 
 from mixerd.config import fingerprint, read_documents
-from mixerd.config.loader import config_files, split_documents
+from mixerd.config.loader import config_files, read_folder, split_documents
 
 RULE = "apiVersion: config.istio.io/v1alpha2\nkind: rule\nmetadata: {name: %s}\n"
 
@@ -110,3 +110,22 @@ def test_a_key_given_twice_is_an_error_but_merge_keys_work() -> None:
     ]
     docs = split_documents("f.yaml", "base: &b {x: 1}\nm:\n  <<: *b\n  x: 2\n", errors)
     assert docs[0].data["m"] == {"x": 2}
+
+
+def test_each_document_keeps_its_text_as_written() -> None:
+    text = "# a comment\nkind: a   # why\n---\n--- {b: 2}\n---\n\nc:\n  - 3\n\n"
+    docs = split_documents("f.yaml", text, [])
+    assert [d.text for d in docs] == ["# a comment\nkind: a   # why\n", "{b: 2}\n", "c:\n  - 3\n"]
+    # A file parsed whole (it has a `...` or a directive): each document's own lines.
+    docs = split_documents("f.yaml", "a: 1\n...\n---\nb:\n  c: 2\n...\n", [])
+    assert [d.text for d in docs] == ["a: 1\n", "b:\n  c: 2\n"]
+
+
+def test_read_folder_tells_each_file_read_with_its_size_and_time(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("a: 1\n---\nb: 2\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.yml").write_text("")
+    read = read_folder(tmp_path)
+    assert [(f.path, f.size) for f in read.files] == [("a.yaml", 14), ("sub/c.yml", 0)]
+    assert read.files[0].mtime_ns == (tmp_path / "a.yaml").stat().st_mtime_ns
+    assert (len(read.documents), read.errors) == (2, [])

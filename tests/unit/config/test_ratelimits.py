@@ -124,12 +124,12 @@ def test_unlimited_replaces_and_names() -> None:
 
 def test_a_handler_only_a_ratelimitconfig_names_is_built_and_marked() -> None:
     snapshot = load_snapshot(GOOD, load_adapters())
-    assert sorted(snapshot.rate_limit_domains) == ["edge_proxy_per_ip", "mongo_cps"]
+    assert sorted(snapshot.rate_limit_domains) == ["edge_proxy_per_ip", "mongo_cps", "quotas"]
     shared = snapshot.handlers["shared.handler.edge-team"]
     assert (shared.rate_limits, dict(shared.instances)) == (True, {})
     memory = snapshot.handlers["memory.handler.istio-system"]  # also a rule's quota handler
     assert memory.rate_limits and list(memory.instances) == ["requestcount.instance.istio-system"]
-    assert snapshot.resources_by_kind["ratelimitconfig"] == 2
+    assert snapshot.resources_by_kind["ratelimitconfig"] == 3
 
 
 def test_a_handler_no_one_uses_is_not_built() -> None:

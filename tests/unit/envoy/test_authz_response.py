@@ -6,7 +6,7 @@ import pytest
 
 from mixerd.adapter import Code
 from mixerd.api.envoy.config.core.v3 import base_pb2
-from mixerd.server.dispatch import ALLOW, APPEND, REMOVE, REPLACE, CheckOutcome, HeaderOperation
+from mixerd.dispatch import ALLOW, APPEND, REMOVE, REPLACE, CheckOutcome, HeaderOperation
 from mixerd.server.envoy.authz_response import CheckResponse, build_response, http_status, response_bytes
 
 OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD

@@ -55,26 +55,26 @@ DESCRIPTORS = """
 #: (ms after T0, [(descriptor "key=value", hits), ...]) -> [(code, remaining, reset ms, (limit, unit)), ...]
 TABLE: list[tuple[tuple[int, list[tuple[str, int]]], list[tuple[int, int, int, tuple[int, int] | None]]]] = [
     ((0, [("user=ann", 2)]), [(OK, 1, 1000, (3, SEC))]),
-    ((100, [("user=ann", 2)]), [(OVER_LIMIT, 1, 900, (3, SEC))]),  # all or nothing: not counted
-    ((200, [("user=ann", 1)]), [(OK, 0, 800, (3, SEC))]),
-    ((999, [("user=ann", 0)]), [(OK, 0, 1, (3, SEC))]),  # hits 0: a look
+    ((100, [("user=ann", 2)]), [(OVER_LIMIT, 1, 1000, (3, SEC))]),  # all or nothing: not counted
+    ((200, [("user=ann", 1)]), [(OK, 0, 1000, (3, SEC))]),
+    ((999, [("user=ann", 0)]), [(OK, 0, 1000, (3, SEC))]),  # hits 0: a look; resets in whole seconds
     ((1000, [("user=ann", 1), ("user=bob", 1)]), [(OK, 2, 1000, (3, SEC))] * 2),  # a new window
     # Two limits: the rolling second (5 in 100 ms buckets) and the fixed minute (8); the least left shows.
     ((1000, [("path=/api/x", 3)]), [(OK, 2, 1000, (5, SEC))]),
-    ((1300, [("path=/api/x", 3)]), [(OVER_LIMIT, 2, 700, (5, SEC))]),  # the minute counted it: 6 of 8
-    ((1950, [("path=/api/y", 2)]), [(OK, 3, 950, (5, SEC))]),  # another value: its own counters
+    ((1300, [("path=/api/x", 3)]), [(OVER_LIMIT, 2, 1000, (5, SEC))]),  # the minute counted it: 6 of 8
+    ((1950, [("path=/api/y", 2)]), [(OK, 3, 1000, (5, SEC))]),  # another value: its own counters
     ((2000, [("path=/api/x", 2)]), [(OK, 0, 58_000, (8, MIN))]),  # the 3 at 1000 left the second
-    ((2100, [("path=/api/x", 1)]), [(OVER_LIMIT, 0, 57_900, (8, MIN))]),
+    ((2100, [("path=/api/x", 1)]), [(OVER_LIMIT, 0, 58_000, (8, MIN))]),
     # A rolling window of 2 seconds in 500 ms buckets.
-    ((2100, [("ip=10.0.0.1", 2)]), [(OK, 0, 1900, (2, SEC))]),
-    ((3999, [("ip=10.0.0.1", 1)]), [(OVER_LIMIT, 0, 1, (2, SEC))]),
+    ((2100, [("ip=10.0.0.1", 2)]), [(OK, 0, 2000, (2, SEC))]),
+    ((3999, [("ip=10.0.0.1", 1)]), [(OVER_LIMIT, 0, 1000, (2, SEC))]),
     ((4000, [("ip=10.0.0.1", 1)]), [(OK, 1, 2000, (2, SEC))]),
-    ((4250, [("blocked=x", 1), ("nothing=here", 1)]), [(OVER_LIMIT, 0, 750, (0, SEC)), (OK, 0, 0, None)]),
-    ((4300, [("shadow=x", 1), ("shadow=x", 1)]), [(OK, 0, 700, (1, SEC))] * 2),  # the 2nd is over: OK anyway
+    ((4250, [("blocked=x", 1), ("nothing=here", 1)]), [(OVER_LIMIT, 0, 1000, (0, SEC)), (OK, 0, 0, None)]),
+    ((4300, [("shadow=x", 1), ("shadow=x", 1)]), [(OK, 0, 1000, (1, SEC))] * 2),  # the 2nd is over: OK anyway
     ((60_000, [("path=/api/x", 6)]), [(OVER_LIMIT, 5, 0, (5, SEC))]),  # never fits the second's 5
     # The minute counted those 6 (2 left), the second counts these 5 (each limit counts on its own).
     ((60_000, [("path=/api/x", 5)]), [(OVER_LIMIT, 2, 60_000, (8, MIN))]),
-    ((60_050, [("path=/api/x", 0)]), [(OK, 0, 950, (5, SEC))]),
+    ((60_050, [("path=/api/x", 0)]), [(OK, 0, 1000, (5, SEC))]),
 ]
 EXPECTED = [expected for _request, expected in TABLE]
 

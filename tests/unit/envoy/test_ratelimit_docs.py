@@ -11,18 +11,18 @@ from pathlib import Path
 import yaml
 from peers.envoy import RateLimit, generic_key, remote_address, request_header
 
-from mixerd.config import compile_snapshot
-from mixerd.config import ratelimits as reader
+from mixerd.config import compile_snapshot, ratelimit_files, ratelimit_reader, ratelimits
 from mixerd.config.loader import Document
 from mixerd.params import camel
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime
 from mixerd.runtime.ratelimit import MAX_REQUESTS_PER_UNIT, OK, OVER_LIMIT, DescriptorRequest, RateLimiter
-from mixerd.server.envoy.ratelimit_stats import RateLimitCollector, RateLimitStats
+from mixerd.server.envoy.ratelimit_stats import HIT_FAMILIES, RateLimitCollector, RateLimitStats
 
 REPO = Path(__file__).resolve().parents[3]
 DOC = (REPO / "docs" / "envoy" / "ratelimit.md").read_text()
 BAD = REPO / "tests" / "data" / "config" / "bad"
+BAD_FILES = REPO / "tests" / "data" / "ratelimit" / "bad"
 S = 1_000_000_000
 T0 = 1_699_999_200 * S  # the top of an hour
 
@@ -133,25 +133,33 @@ def test_the_field_tables_name_the_fields_the_loader_reads() -> None:
     section = _section("## The resource")
     tables = re.findall(r"(\| field \| type \| meaning \|\n\|---\|---\|---\|\n(?:\|.*\n)+)", section)
     spec, descriptor, limit = ([row[0].strip("`") for row in _table(t, "field")] for t in tables)
-    assert spec == list(reader._SPEC_FIELDS)
-    assert sorted(descriptor) == sorted(reader._DESCRIPTOR_FIELDS)
-    assert sorted(limit) == sorted(reader._LIMIT_FIELDS)
-    for name in reader._UNSUPPORTED:
-        assert f"`{name}`" in section
+    assert spec == list(ratelimits._SPEC_FIELDS)
+    assert sorted(descriptor) == sorted(ratelimit_reader.DESCRIPTOR_FIELDS)
+    assert sorted(limit) == sorted(ratelimit_reader.LIMIT_FIELDS)
     assert camel("requests_per_unit") in section
+    # a file is a spec without its handler
+    assert [f for f in spec if f != "handler"] == list(ratelimit_files._ROOT_FIELDS)
 
 
 def test_the_metric_table_names_every_metric() -> None:
     stats = RateLimitStats()
     stats.hits[("d", "k", "total_hits")] = 1
     families = {f.name for f in RateLimitCollector(stats).collect()}
-    rows = _table(_section("## Self metrics"), "metric")
+    rows = _table(_section("## Stats"), "metric")
     documented = {row[0].strip("`").split("{")[0].removesuffix("_total") for row in rows}
     assert documented == families
 
 
+def test_the_stat_table_names_every_stat() -> None:
+    rows = _table(_section("## Stats"), "stat")
+    assert sorted(row[0].strip("`") for row in rows) == sorted(name for name, _ in HIT_FAMILIES)
+
+
 def test_the_quoted_errors_are_the_corpus() -> None:
-    [block] = [b for b in _blocks("") if "ratelimitconfig '" in b]
-    corpus = "\n".join(p.read_text() for p in BAD.glob("ratelimit_*/expected.txt"))
-    for line in block.splitlines():
-        assert line in corpus.splitlines(), line
+    resources, files = [b for b in _blocks("") if "ratelimitconfig '" in b or "ratelimit/" in b]
+    corpus = "\n".join(p.read_text() for p in BAD.glob("ratelimit_*/expected.txt")).splitlines()
+    for line in resources.splitlines():
+        assert line in corpus, line
+    corpus = "\n".join(p.read_text() for p in BAD_FILES.glob("*/expected.txt")).splitlines()
+    for line in files.splitlines():
+        assert line in corpus, line

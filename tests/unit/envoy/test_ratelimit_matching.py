@@ -32,6 +32,7 @@ from mixerd.runtime.ratelimit import (
     RateLimitFailed,
     match,
 )
+from mixerd.runtime.ratelimit_accounting import Hits
 from mixerd_adapters.memquota import Params as MemQuotaParams
 
 MS = 1_000_000
@@ -269,7 +270,7 @@ def test_match_names_the_counter_by_the_request_values() -> None:
     try:
         table = s.runtime.table.rate_limits["edge"].domain.descriptors
         found = match(table, [("path", "/b/9"), ("user", "ann")])
-        assert found is not None and found[1] == (("path", "/b/*"), ("user", "ann"))
+        assert found is not None and found.counter == (("path", "/b/*"), ("user", "ann"))
         assert match(table, [("path", "/c"), ("user", "ann")]) is None
     finally:
         s.close()
@@ -283,7 +284,8 @@ def test_the_request_after_the_limit_is_over_until_the_window_resets(service: An
     answers = [s.ask(d("remote_address=10.0.0.1"))[0] for _ in range(4)]
     assert [(code, left) for code, left, *_ in answers] == [(OK, 2), (OK, 1), (OK, 0), (OVER_LIMIT, 0)]
     s.clock.now += 700 * MS
-    assert s.ask(d("remote_address=10.0.0.1")) == [(OVER_LIMIT, 0, 300, (3, SECOND, ""))]
+    # 300 ms left, in whole seconds (rounded up), as envoyproxy/ratelimit answers: `unit - now % unit`
+    assert s.ask(d("remote_address=10.0.0.1")) == [(OVER_LIMIT, 0, 1000, (3, SECOND, ""))]
     s.clock.now += 300 * MS  # the next whole second: a new window
     assert s.ask(d("remote_address=10.0.0.1")) == [(OK, 2, 1000, (3, SECOND, ""))]
 
@@ -318,7 +320,7 @@ def test_shadow_mode_counts_but_answers_ok(service: Any) -> None:
     s = service("[{key: user, shadow_mode: true, rate_limit: {unit: second, requests_per_unit: 1}}]")
     assert s.ask(d("user=ann")) == [(OK, 0, 1000, (1, SECOND, ""))]
     decision = s.decide(d("user=ann"))
-    assert decision.code == OK and decision.statuses[0].outcome == "shadow"
+    assert decision.code == OK and decision.statuses[0].hits == Hits(1, over=1, shadow=1)
     assert decision.statuses[0].remaining == 0
 
 
@@ -382,11 +384,12 @@ def test_a_period_of_several_units_and_a_rolling_window(service: Any) -> None:
     assert s.ask(d("fixed=x")) == [(OK, 0, 210_000, (1, MINUTE, ""))]  # windows of 5 minutes
     assert s.ask(d("rolling=x")) == [(OK, 1, 1000, (2, SECOND, ""))]
     s.clock.now += 500 * MS
-    assert s.ask(d("rolling=x")) == [(OK, 0, 500, (2, SECOND, ""))]  # room opens when the first leaves
+    # room opens when the first leaves, in 500 ms: 1 s in whole seconds
+    assert s.ask(d("rolling=x")) == [(OK, 0, 1000, (2, SECOND, ""))]
     s.clock.now += 499 * MS
     assert s.ask(d("rolling=x"))[0][0] == OVER_LIMIT
     s.clock.now += 1 * MS  # the first request's bucket has left the window
-    assert s.ask(d("rolling=x")) == [(OK, 0, 500, (2, SECOND, ""))]
+    assert s.ask(d("rolling=x")) == [(OK, 0, 1000, (2, SECOND, ""))]
 
 
 def test_envoys_limit_override_counts_instead_of_the_config(service: Any) -> None:

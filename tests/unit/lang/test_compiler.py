@@ -84,23 +84,91 @@ def test_map_key_falls_through_inside_or_only() -> None:
     assert run('emptyStringMap()["k"] | "d"') == ("d", [])
 
 
+def test_map_index_under_or_with_an_absent_key_attribute() -> None:
+    """Mixer looks the map up first, then the key, each able to fall through to the default."""
+    assert run('m[s] | "d"', m={"k": "v"}) == ("d", [Reference("s", A)])
+    assert run('m[s] | "d"', s="k") == ("d", [Reference("m", A)])  # the key is never read
+    assert run('m[s] | "d"', m={"k": "v"}, s="k") == ("v", [Reference("s", E), Reference("m", E, "k")])
+    assert run('m[s | s2] | "d"', m={}) == ("d", [Reference("s", A), Reference("s2", A)])
+    with pytest.raises(EvaluationError, match="lookup failed: 's'"):
+        run('m[toLower(s)] | "d"', m={})  # a call's arguments are read outside |
+
+
+def test_map_first_then_key_outside_or() -> None:
+    bag = AttributeBag({})
+    with pytest.raises(EvaluationError, match="lookup failed: 'm'"):
+        compile_expression("m[s]", M).evaluate(bag)
+    assert bag.references() == [Reference("m", A)]
+
+
+def test_a_functions_extra_arguments_are_evaluated_and_the_last_ones_used() -> None:
+    """Mixer's stack machine: `match("abc", "a*", "abc")` is match("a*", "abc")."""
+    assert run('match("abc", "a*", "abc")') == (False, [])
+    assert run('s.startsWith("a", "x")', s="abc") == (False, [Reference("s", E)])
+    assert run("toLower(s, s2)", s="A", s2="B") == ("b", [Reference("s", E), Reference("s2", E)])
+    assert run("size(s, s2)", s="abc") == (3, [Reference("s", E)])  # size is Mixer's own: ignored
+
+
+def test_conditional_string_evaluates_both_branches() -> None:
+    """conditionalString is a plain function in Mixer, unlike conditional."""
+    assert run("conditionalString(ok, s, s2)", ok=True, s="a", s2="b") == (
+        "a",
+        [Reference("ok", E), Reference("s", E), Reference("s2", E)],
+    )
+    with pytest.raises(EvaluationError, match="lookup failed: 's2'"):
+        run("conditionalString(ok, s, s2)", ok=True, s="a")
+
+
+def test_ip_is_the_16_byte_form_and_equals_4_bytes() -> None:
+    mapped = b"\x00" * 10 + b"\xff\xff\x01\x02\x03\x04"
+    assert run('ip("1.2.3.4")')[0] == mapped
+    assert run('ip("010.1.2.3")')[0] == b"\x00" * 10 + b"\xff\xff\x0a\x01\x02\x03"  # Go 1.13 took 0-prefixes
+    assert run('i == ip("1.2.3.4")', i=b"\x01\x02\x03\x04")[0] is True
+    assert run('i | ip("0.0.0.0")')[0] == b"\x00" * 10 + b"\xff\xff\x00\x00\x00\x00"
+
+
+def test_a_duration_attribute_may_hold_an_int() -> None:
+    """Mixer read INT64 and DURATION attributes with the same instruction."""
+    assert run("du", du=5)[0] == Duration(5)
+
+
 @pytest.mark.parametrize(
     ("text", "values", "message"),
     [
         ("a == 1", {}, "lookup failed: 'a'"),
         ("s | s2", {}, "lookup failed: 's2'"),
         ('m["k"]', {}, "lookup failed: 'm'"),
-        ("a == 1", {"a": "1"}, "error converting value to INT64"),
-        ("ok", {"ok": 1}, "error converting value to BOOL"),
+        ("a == 1", {"a": "1"}, "error converting value to integer or duration: '1'"),
+        ("ok", {"ok": 1}, "error converting value to bool: '1'"),
+        ('s == "x"', {"s": b"\x01\x02"}, "error converting value to string: '[1 2]'"),
+        ("d > 1.0", {"d": {"k": "v"}}, "error converting value to double: 'map[k:v]'"),
         ("ip(s) == i", {"s": "nope", "i": b"\x01\x02\x03\x04"}, "could not convert nope to IP_ADDRESS"),
         (
             "timestamp(s) == t",
             {"s": "2020-01-01", "t": Timestamp(0)},
             "could not convert '2020-01-01' to TIMESTAMP",
         ),
-        ("dnsName(s) == dn", {"s": "a..b", "dn": "x"}, "dns name"),
-        ("email(s) == e", {"s": "Joe <joe@x.com>", "e": "x"}, "email"),
-        ("uri(s) == u", {"s": "", "u": "x"}, "uri"),
+        (
+            "dnsName(s) == dn",
+            {"s": "a..b", "dn": "x"},
+            """error converting 'a..b' to dns name: 'idna: invalid label "a..b"'""",
+        ),
+        (
+            "email(s) == e",
+            {"s": "Joe <joe@x.com>", "e": "x"},
+            "error converting 'Joe <joe@x.com>' to e-mail: display names are not allowed",
+        ),
+        ("uri(s) == u", {"s": "", "u": "x"}, "error converting string to uri: empty string"),
+        # == between values that do not parse is an error, not false.
+        ("dn == dn", {"dn": "a_b.com"}, "idna: disallowed rune U+005F"),
+        ("e == e", {"e": "joe"}, "mail: missing '@' or angle-addr"),
+        ("e == e", {"e": "joe@a b.com"}, "mail: expected single address"),
+        (
+            "u == u",
+            {"u": "http://a b/"},
+            "error converting string to uri 'http://a b/': "
+            """'parse http://a b/: invalid character " " in host name'""",
+        ),
         ("s2.matches(s)", {"s": "x", "s2": "("}, "error parsing regexp"),
         ("s2.matches(s)", {"s": "aa", "s2": "(a)\\1"}, "error parsing regexp: invalid escape sequence"),
     ],

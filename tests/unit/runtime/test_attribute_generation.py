@@ -14,9 +14,9 @@ import pytest
 
 from mixerd.adapter import AdapterInfo, Env
 from mixerd.attribute import AttributeBag, Condition, Reference
+from mixerd.dispatch import DispatchError
 from mixerd.plugins import load_adapters
 from mixerd.runtime import Runtime, RuntimeDispatcher
-from mixerd.server.dispatch import DispatchError
 from mixerd.templates import KubernetesInstance
 
 CONFIG = """

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mixerd.adapter import AdapterInfo, Env, InstanceInfo, ValueType
-from mixerd.hookspecs import hookimpl
-from mixerd.params import Problem
+from mixerd.adapter import AdapterInfo, Env, InstanceInfo, Problem, ValueType, hookimpl
 
 from .handler import StrikesHandler
 from .params import Params

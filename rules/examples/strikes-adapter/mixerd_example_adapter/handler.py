@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from collections import deque
 
-from mixerd.adapter import CheckResult, Duration, Env
-from mixerd.templates import ListEntryInstance, MetricInstance
+from mixerd.adapter import (
+    CheckResult,
+    Duration,
+    Env,
+    ListEntryHandler,
+    ListEntryInstance,
+    MetricHandler,
+    MetricInstance,
+    SupportsClose,
+)
 
 from .params import Params
 
 
-class StrikesHandler:
+# The Protocols of the methods it implements: a type checker holds each method to its signature.
+class StrikesHandler(ListEntryHandler, MetricHandler, SupportsClose):
     def __init__(self, env: Env) -> None:
         params: Params = env.params
         self._params = params

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from mixerd.adapter import Code, Duration
-from mixerd.params import Problem
+from mixerd.adapter import Code, Duration, Problem
 
 _SECOND = 1_000_000_000
 # Module constants, not calls in the field defaults: Duration is immutable, so sharing one is safe.

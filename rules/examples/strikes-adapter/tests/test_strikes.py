@@ -8,9 +8,18 @@ import asyncio
 import pytest
 from mixerd_example_adapter import Params, build, mixerd_adapter_info, validate
 
-from mixerd.adapter import CheckResult, Code, Duration, Env, InstanceInfo, ValueType
-from mixerd.params import ParamsError, read_params
-from mixerd.templates import ListEntryInstance, MetricInstance
+from mixerd.adapter import (
+    CheckResult,
+    Code,
+    Duration,
+    Env,
+    InstanceInfo,
+    ListEntryInstance,
+    MetricInstance,
+    ParamsError,
+    ValueType,
+    read_params,
+)
 
 SECOND = 1_000_000_000
 

@@ -1,0 +1,104 @@
+"""What every dispatch step shares: evaluating a rule's match, counting handler calls, waiting on async
+answers within a deadline, and telling a trace about each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from ..attribute import AttributeBag
+from ..lang import EvaluationError
+from .stats import RuntimeStats
+from .trace import ERRORED, FAILED, HELD, Trace
+
+if TYPE_CHECKING:
+    from .table import Destination, Match
+
+#: One logger for every step of the dispatch (its name from when they were one module).
+log = logging.getLogger("mixerd.runtime.dispatcher")
+
+#: How long to wait on async adapters when the caller set no deadline.
+DEFAULT_ADAPTER_TIMEOUT = 5.0
+
+#: An async handler call being awaited: its destination, its answer to come, and for a trace the rule and
+#: instances behind it.
+Pending = tuple["Destination", Awaitable[Any], str, tuple[str, ...]]
+
+
+def adapter_deadline(adapter_timeout: float, timeout: float | None) -> float:
+    """How long to wait on adapters: `adapter_timeout`, within 80% of the caller's `timeout` (seconds)."""
+    # Leave part of the caller's deadline for the answer itself, so a hung adapter gives INTERNAL rather
+    # than the caller's DEADLINE_EXCEEDED.
+    if timeout is None:
+        return adapter_timeout
+    return max(0.001, min(adapter_timeout, timeout * 0.8))
+
+
+class Calls:
+    """The runtime's counters and adapter timeout, with what every step does with them."""
+
+    __slots__ = ("stats", "timeout")
+
+    def __init__(self, stats: RuntimeStats, adapter_timeout: float = DEFAULT_ADAPTER_TIMEOUT) -> None:
+        self.stats = stats
+        self.timeout = adapter_timeout
+
+    def deadline(self, timeout: float | None) -> float:
+        return adapter_deadline(self.timeout, timeout)
+
+    def holds(self, match: Match, rule: str, bag: AttributeBag, step: str, trace: Trace | None) -> bool:
+        """Whether `rule`'s match holds for `bag`; one that cannot be evaluated counts as false (Mixer,
+        MIXER.md 4.1), and is counted."""
+        if match is None:
+            if trace is not None:
+                trace.matched(step, rule, HELD)
+            return True
+        try:
+            held = match(bag) is True
+        except Exception as e:
+            self.stats.match_errors += 1
+            level = logging.DEBUG if isinstance(e, EvaluationError) else logging.WARNING
+            log.log(level, "rule %s: match failed, counted as false: %s", rule, e)
+            if trace is not None:
+                trace.matched(step, rule, ERRORED, str(e))
+            return False
+        if trace is not None:
+            trace.matched(step, rule, HELD if held else FAILED)
+        return held
+
+    def count(self, dest: Destination, outcome: str) -> None:
+        self.stats.dispatches[(dest.handler.fqn, dest.template.name, outcome)] += 1
+
+    async def gather(
+        self,
+        pending: list[Pending],
+        deadline: float,
+        answers: list[tuple[str, Any]],
+        errors: list[str],
+        step: str,
+        trace: Trace | None,
+    ) -> None:
+        """Await `pending` together for at most `deadline` seconds: each answer goes to `answers` as
+        (handler FQN, answer), each failure to `errors`; late calls are cancelled."""
+        tasks = [asyncio.ensure_future(answer) for _, answer, _, _ in pending]
+        _done, late = await asyncio.wait(tasks, timeout=deadline)
+        for task in late:
+            task.cancel()
+        for (dest, _, rule, instances), task in zip(pending, tasks, strict=True):
+            handler = dest.handler.fqn
+            if task in late:
+                error = f"no answer within {deadline:.3g}s"
+            elif (e := task.exception()) is not None:
+                error = f"{type(e).__name__}: {e}"
+            else:
+                self.count(dest, "ok")
+                answers.append((handler, task.result()))
+                if trace is not None:
+                    trace.called(step, dest, rule, instances, task.result())
+                continue
+            self.count(dest, "error")
+            errors.append(f"{handler}: {error}")
+            if trace is not None:
+                trace.called(step, dest, rule, instances, error=error)
