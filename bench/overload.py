@@ -47,6 +47,7 @@ from mixerd.testing import typical_http_bag
 
 HERE = Path(__file__).resolve().parent
 MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+MIXERD += ["--admin-port", "0"]  # a mixerd already running here holds 9876
 CHECK = "/istio.mixer.v1.Mixer/Check"
 CONNECTIONS = 20
 PROBE_EVERY = 0.020
