@@ -8,7 +8,10 @@ from namespace `default`, so each evaluates only its own namespace's rules and t
 cheap. One client sends Checks back to back (one in flight) for the whole run; a reload is started by
 rewriting one file (the server re-reads and recompiles the whole folder) and lasts until the server
 counts it in `mixerd_config_loads_total`. Printed: the baseline's p50 / p99 / max latency, then each
-reload's duration and the max and p99 latency of the Checks sent during it.
+reload's duration and the max and p99 latency of the Checks sent during it, and for each what the
+server logged of itself (bench/_instrumented_serve.py): its full garbage collections, its longest
+collection, and how late its event loop ran at worst (a 1 ms heartbeat), so a server's own pause can be
+told from the machine's or the client's.
 
 Usage: python bench/reload_stall.py [--rules N] [--namespaces N] [--reloads N] [--baseline SECONDS]
 """
@@ -33,10 +36,11 @@ from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes
 from mixerd.testing import typical_http_bag
 
+HERE = Path(__file__).resolve().parent
 # Load shedding off: this measures the stall itself (with it on, a Check that met a stall could be
 # answered UNAVAILABLE instead, and the client here sends one call at a time).
-MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
-MIXERD += ["--admin-port", "0", "--shed-latency", "0"]
+SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
+SERVE += ["--admin-port", "0", "--shed-latency", "0"]
 _HEAD = "apiVersion: config.istio.io/v1alpha2\n"
 
 
@@ -96,6 +100,27 @@ def loads(monitoring_port: int) -> int:
     return int(float(match.group(1))) if match else 0
 
 
+def _pauses(log: Path, start: float, end: float) -> str:
+    """What the server's log says of [start, end]: its full collections and its longest pauses."""
+    full, longest_gc, longest_lag = [], 0.0, 0.0
+    for line in log.read_text().splitlines():
+        at, kind, *rest = line.split()
+        if not start <= float(at) <= end:
+            continue
+        if kind == "gc":
+            generation, took = int(rest[0]), float(rest[1])
+            longest_gc = max(longest_gc, took)
+            if generation == 2:
+                full.append(took)
+        else:
+            longest_lag = max(longest_lag, float(rest[0]))
+    listed = ", ".join(f"{x:.0f}" for x in full) or "none"
+    return (
+        f"full collections {len(full)} ({listed} ms), longest collection {longest_gc:.1f} ms, "
+        f"event loop late by up to {longest_lag:.1f} ms"
+    )
+
+
 def ms(values: list[float], q: float) -> str:
     if not values:
         return "   -  "
@@ -114,32 +139,37 @@ def main() -> None:
         folder = Path(tmp)
         write_config(folder, args.rules, args.namespaces, 0)
         size = sum(p.stat().st_size for p in folder.iterdir())
-        server_args = [*MIXERD, "--config", str(folder), "--config-poll-interval", "0.1"]
-        with server_process([*server_args, "--log-level", "warning"], MIXERD_READY) as server:
+        pauses = Path(tmp) / "pauses.log"  # the server's collections and event-loop lags
+        server_args = [str(HERE / "_instrumented_serve.py"), str(pauses), *SERVE]
+        server_args += ["--config", str(folder), "--config-poll-interval", "0.1", "--log-level", "warning"]
+        with server_process(server_args, MIXERD_READY) as server:
             assert server.proc.stdout is not None
             monitoring = int(server.proc.stdout.readline().rsplit(":", 1)[1])
             checker = Checker(server.address)
             checker.start()
             time.sleep(1.0)
-            t0 = time.perf_counter()
+            t0, wall0 = time.perf_counter(), time.time()
             time.sleep(args.baseline)
             baseline = checker.between(t0, time.perf_counter())
+            windows = [(wall0, time.time())]
             reloads = []
             for version in range(1, args.reloads + 1):
                 before = loads(monitoring)
-                start = time.perf_counter()
+                start, wall = time.perf_counter(), time.time()
                 write_config(folder, args.rules, args.namespaces, version)
                 while loads(monitoring) == before:
                     time.sleep(0.02)
                 end = time.perf_counter()
                 reloads.append((end - start, checker.between(start, end)))
+                windows.append((wall, time.time()))
                 time.sleep(1.0)  # let the old table's handlers retire before the next
             checker.stop.set()
             checker.join(30)
+        server_pauses = [_pauses(pauses, *window) for window in windows]
     print(f"{args.rules} rules in {args.namespaces} namespaces, {size / 1e6:.1f} MB of YAML in 10 files")
     print(
         f"baseline, no reload: {len(baseline)} Checks, p50 {ms(baseline, 0.5)} ms, "
-        f"p99 {ms(baseline, 0.99)} ms, max {ms(baseline, 1.0)} ms"
+        f"p99 {ms(baseline, 0.99)} ms, max {ms(baseline, 1.0)} ms; server: {server_pauses[0]}"
     )
     for n, (seconds, during) in enumerate(reloads, 1):
         slow = sum(1 for x in during if x > 0.02)
@@ -147,6 +177,7 @@ def main() -> None:
             f"reload {n}: {seconds:5.2f} s (with 0.1 s poll + 0.2 s settle), {len(during)} Checks, "
             f"p50 {ms(during, 0.5)} ms, p99 {ms(during, 0.99)} ms, max {ms(during, 1.0)} ms, {slow} > 20 ms"
         )
+        print(f"  server: {server_pauses[n]}")
     worst = max(max(d) for _, d in reloads if d)
     print(f"worst Check during any reload: {worst * 1e3:.1f} ms (baseline max {max(baseline) * 1e3:.1f} ms)")
     print(f"median reload max: {statistics.median(max(d) for _, d in reloads if d) * 1e3:.1f} ms")

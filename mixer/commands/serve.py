@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import logs
 from .. import settings as _settings
+from ..runtime import heap
 from ..server.app import StartError, start
 
 
@@ -69,6 +70,7 @@ async def _serve(settings: _settings.Settings) -> int:
         return 0
     stopped.cancel()
     running = starting.result()  # StartError goes to serve's caller
+    heap.settle_after_start()  # libraries and the first config never walked by a collection again
     print("\n".join(running.ready_lines()), flush=True)
     try:
         await stop.wait()

@@ -130,7 +130,8 @@ def compile_instance(
     source = f"def build(bag):\n    return {body}\n"
     namespace = dict(gen.globals)
     exec(compile(source, f"<instance {fqn}>", "exec"), namespace)  # our own generated code, no user text
-    return InstanceBuilder(fqn, template, namespace["build"], types, source)
+    # Out of its own globals, `build` is no reference cycle (see mixerd.lang.compiler).
+    return InstanceBuilder(fqn, template, namespace.pop("build"), types, source)
 
 
 def _message(

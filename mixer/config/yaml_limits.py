@@ -72,27 +72,40 @@ def measure(root: yaml.Node, budget: AliasBudget) -> None:
     it adds every node it stands for (measured once, at its first use). A scalar alias adds one node
     per use, which the file size bounds already, so scalars are only counted, never remembered.
     """
-    measured: dict[int, tuple[int, int]] = {}  # collection id -> (nodes, levels), aliases expanded
-    open_: set[int] = set()  # collections being measured: the path from the root
-    extra = 0
+    if root.__class__ is not _SCALAR:
+        walk = _Walk()
+        walk(root, 1)
+        if walk.extra:
+            budget.spend(walk.extra)
 
-    def walk(node: yaml.Node, depth: int) -> tuple[int, int]:
-        nonlocal extra
+
+class _Walk:
+    """One document's measuring walk. (An object rather than a recursive closure, which would be a
+    reference cycle left for the garbage collector once per document read.)"""
+
+    __slots__ = ("extra", "measured", "open")
+
+    def __init__(self) -> None:
+        self.measured: dict[int, tuple[int, int]] = {}  # collection id -> (nodes, levels), aliases expanded
+        self.open: set[int] = set()  # collections being measured: the path from the root
+        self.extra = 0
+
+    def __call__(self, node: yaml.Node, depth: int) -> tuple[int, int]:
         if depth > MAX_DEPTH:
             raise _too_deep(node)
         key = id(node)
-        known = measured.get(key)
+        known = self.measured.get(key)
         if known is not None:
             if depth - 1 + known[1] > MAX_DEPTH:
                 raise _too_deep(node)
-            extra += known[0]
+            self.extra += known[0]
             return known
-        if key in open_:
+        if key in self.open:
             raise YamlLimitError(
                 problem="a YAML anchor used inside itself through an alias (recursive data is not allowed)",
                 problem_mark=node.start_mark,
             )
-        open_.add(key)
+        self.open.add(key)
         nodes, levels = 1, 1
         children = node.value if node.__class__ is _SEQUENCE else [n for pair in node.value for n in pair]
         for child in children:
@@ -100,17 +113,12 @@ def measure(root: yaml.Node, budget: AliasBudget) -> None:
                 nodes += 1
                 levels = 2 if levels < 2 else levels
                 continue
-            n, h = walk(child, depth + 1)
+            n, h = self(child, depth + 1)
             nodes += n
             levels = h + 1 if levels < h + 1 else levels
-        open_.discard(key)
-        measured[key] = (nodes, levels)
+        self.open.discard(key)
+        self.measured[key] = (nodes, levels)
         return nodes, levels
-
-    if root.__class__ is not _SCALAR:
-        walk(root, 1)
-    if extra:
-        budget.spend(extra)
 
 
 _SCALAR, _SEQUENCE = yaml.ScalarNode, yaml.SequenceNode

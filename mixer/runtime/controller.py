@@ -21,8 +21,9 @@ from ..config.ratelimit_files import files_of
 from ..config.secrets import file_state
 from ..config.snapshot import DEFAULT_NAMESPACE, EMPTY_SNAPSHOT
 from ..settings import Settings
+from . import heap
 from .handlers import BuiltHandler, build_handler
-from .offload import run_detached
+from .offload import run_detached, start_detached
 from .stats import RuntimeStats
 from .table import RoutingTable
 
@@ -101,19 +102,20 @@ class Runtime:
     async def reload(self) -> bool:
         """Load the folder again and put it in force; False (logged, counted) when it is rejected."""
         async with self._lock:  # one change at a time, so an older read never overwrites a newer one
-            try:
-                # Reading and compiling is blocking work; requests keep being served meanwhile. Its
-                # thread is never waited for at shutdown, whatever a read may be stuck on.
-                snapshot = await run_detached(self.compile)
-            except ConfigRejected as e:
-                self.stats.config_rejections += 1
-                self.stats.config_errors = len(e.errors)
-                self.last_rejection = e
-                self.last_rejection_at = self.clock()
-                _log.error("%s; the previous config keeps serving", e)
-                return False
-            await self._apply(snapshot)
-            return True
+            with heap.loading():  # no full garbage collection while a second config is built (heap.py)
+                try:
+                    # Reading and compiling is blocking work; requests keep being served meanwhile. Its
+                    # thread is never waited for at shutdown, whatever a read may be stuck on.
+                    snapshot = await run_detached(self.compile)
+                except ConfigRejected as e:
+                    self.stats.config_rejections += 1
+                    self.stats.config_errors = len(e.errors)
+                    self.last_rejection = e
+                    self.last_rejection_at = self.clock()
+                    _log.error("%s; the previous config keeps serving", e)
+                    return False
+                await self._apply(snapshot)
+                return True
 
     async def apply(self, snapshot: Snapshot) -> None:
         """Build `snapshot`'s handlers (reusing unchanged ones), swap the table, retire the old one."""
@@ -148,6 +150,7 @@ class Runtime:
                 await self._close(handler)
             raise
         self._swap(table, old, list(handlers.values()))
+        heap.settle_after_load()  # the new config joins the objects collections never walk
         if self._read is not None:  # the secrets as this config read them: a later change reloads it
             self._read = (*self._read[:2], tuple((f.path, f.state) for f in snapshot.secret_files))
         self.stats.config_loads += 1
@@ -169,7 +172,7 @@ class Runtime:
         `old`'s requests are done. Returns how many handlers are retired."""
         self._generation += 1
         self.table = table
-        self._replaced = [t for t in self._replaced if t.inflight > 0]  # keep only those still in use
+        self._prune()  # keep only those still in use
         self._replaced.append(old)
         kept_ids = {id(h) for h in kept}
         retired = [h for h in old.handlers.values() if id(h) not in kept_ids]
@@ -232,8 +235,15 @@ class Runtime:
     def _inflight(self, generation: int) -> int:
         """Requests still running on replaced tables up to `generation` (a handler dropped from table
         N may have been reused from an older one, whose requests can still be using it)."""
-        self._replaced = [t for t in self._replaced if t.inflight > 0]
+        self._prune()
         return sum(t.inflight for t in self._replaced if t.generation <= generation)
+
+    def _prune(self) -> None:
+        """Drop the replaced tables no request uses any more, freeing them in a thread, part by part."""
+        done = [t for t in self._replaced if t.inflight == 0]
+        if done:
+            self._replaced = [t for t in self._replaced if t.inflight > 0]
+            start_detached(_free, done, name="mixerd-free")
 
     async def _retire(self, generation: int, handlers: list[BuiltHandler]) -> None:
         waited = 0.0
@@ -302,3 +312,10 @@ class Runtime:
             await self._retire(table.generation, list(table.handlers.values()))
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def _free(tables: list[RoutingTable]) -> None:
+    parts = [part for table in tables for part in table.parts()]
+    tables.clear()  # only the containers go now; what they held is in `parts`
+    while parts:
+        parts.pop()

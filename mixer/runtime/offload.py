@@ -55,6 +55,17 @@ async def run_detached(func: Callable[..., T], *args: Any, name: str = "mixerd-l
     return await future
 
 
+def start_detached(func: Callable[..., object], *args: Any, name: str = "mixerd-loader") -> None:
+    """`func(*args)` in a new daemon thread, with the short switch interval, nobody waiting for it; an
+    exception is logged by the thread."""
+
+    def work() -> None:
+        with _short_switches():
+            func(*args)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+
+
 _lock = threading.Lock()
 _running = 0
 _saved = 0.0

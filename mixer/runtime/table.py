@@ -134,6 +134,22 @@ class RoutingTable:
         # Envoy's rate limit service: each domain with the handler that counts it.
         self.rate_limits: dict[str, RateLimitRoute] = bind_rate_limits(snapshot.rate_limit_domains, handlers)
 
+    def parts(self) -> list[object]:
+        """Every rule, instance builder and route of this table's config: holding these while the table
+        goes, then letting them go one by one, frees a replaced config in small steps (freed at once, a
+        5000-rule config held the GIL for 100-175 ms)."""
+        out: list[object] = [*self.snapshot.rules, *self.snapshot.instances.values()]
+        for routes in (self.default, *self.by_namespace.values()):
+            out.append(routes)
+            for destinations in (routes.check, routes.report, routes.generators):
+                for destination in destinations:
+                    out.append(destination)
+                    out.extend(destination.groups)
+            for quota_routes in routes.quotas.values():
+                out.extend(quota_routes)
+            out.extend(routes.header_rules)
+        return out
+
     def routes(self, bag: AttributeBag) -> Routes:
         """The routes of the bag's namespace. The namespace attributes are only read (and so only become
         part of the proxy's cache key) when some namespace other than the default has rules."""
