@@ -8,6 +8,7 @@ methods are asked through `handler_call`, which turns any failure into a message
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ class AdminContext:
     streams: StreamRegistry | None = None
     started_at: int = 0  # clock ns when the server started
     grpc_address: str = ""  # host:port of the gRPC server, once bound
+    loop: asyncio.AbstractEventLoop | None = None  # the server's event loop, where explanations run
 
     @property
     def clock(self) -> Callable[[], int]:
