@@ -4,7 +4,7 @@
 Explaining changes nothing, but it does call check handlers, so both routes refuse what a page of
 another site could send: the JSON route takes only `Content-Type: application/json` (which a browser
 sends across sites only after a CORS preflight this page never allows), and the form route refuses a
-request whose `Origin` names another host.
+request a browser says comes from another site (`same_origin`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,14 @@ class Form:
 
 
 def same_origin(environ: dict[str, Any]) -> bool:
-    """Whether a browser's POST comes from this page (no Origin header: not from a browser page)."""
+    """Whether a POST comes from this page (or from no page at all: curl, a script).
+
+    Browsers say where a request comes from in `Sec-Fetch-Site`; older ones only in `Origin`, which
+    under this page's `Referrer-Policy: no-referrer` is `null` even for the page itself, so `null` is
+    taken only where `Sec-Fetch-Site` is sent and says same-origin."""
+    site = environ.get("HTTP_SEC_FETCH_SITE")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = environ.get("HTTP_ORIGIN")
     if origin is None:
         return True

@@ -117,7 +117,8 @@ SCRIPT = """
   });
   var links = document.querySelectorAll("nav a[data-key]");
   document.addEventListener("keydown", function (event) {
-    if (event.target.tagName === "INPUT" || event.metaKey || event.ctrlKey || event.altKey) return;
+    var typing = /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName);  // the explain form's fields
+    if (typing || event.metaKey || event.ctrlKey || event.altKey) return;
     for (var i = 0; i < links.length; i++)
       if (links[i].dataset.key === event.key) { window.location = links[i].href; return; }
   });

@@ -185,12 +185,16 @@ def _rule(rule: Data) -> tuple[Any, ...]:
     return (
         rule["step"],
         el("code", rule["rule"], class_="strong"),
-        el("code", rule["match"] or "(always)", class_="expr" if rule["match"] else "dim"),
+        _match(rule["match"]),
         shown_outcome,
         el("ul", [el("li", _handler_call(c)) for c in rule["calls"]], class_="plain")
         if rule["calls"]
         else None,
     )
+
+
+def _match(text: str) -> Markup:
+    return el("code", "(always)", class_="dim") if text in ("", "true") else el("code", text, class_="expr")
 
 
 def _handler_call(call: Data) -> Markup:
