@@ -15,7 +15,9 @@ from typing import Any
 
 from ..attribute import GLOBAL_WORDS
 from ..client import attrs, calls
+from ..client import explain as explain_client
 from ..client.tls import ClientTls, TlsFlagError, client_tls
+from .explain_text import print_explanation
 
 _DEFAULT_MIXER = "localhost:9091"
 _DEFAULT_TIMEOUT = 10.0
@@ -184,6 +186,20 @@ def add_parser(subparsers: Any) -> None:
         metavar="ID",
         help="deduplication_id for every call (default: <uuid><n>, new n per call)",
     )
+    e = check.add_argument_group(
+        "explain", "ask the server's admin page why, instead of calling Check (docs/admin.md)"
+    )
+    e.add_argument(
+        "--explain",
+        action="store_true",
+        help="explain the decision rule by rule, as a dry run: no quota is charged, nothing reported",
+    )
+    e.add_argument(
+        "--admin",
+        default=explain_client.DEFAULT_ADMIN,
+        metavar="HOST:PORT",
+        help=f"the server's admin page, for --explain (default {explain_client.DEFAULT_ADMIN})",
+    )
     check.set_defaults(run=run_check)
 
     report = subparsers.add_parser(
@@ -217,6 +233,8 @@ def _global_word_count(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    if args.explain:
+        return run_explain(args)
     try:
         tls = _client_tls(args)
     except TlsFlagError as e:
@@ -238,6 +256,28 @@ def run_check(args: argparse.Namespace) -> int:
             return stub.Check(request, timeout=args.timeout)
 
         return _run(args, "Check", one_call, describe, _print_check, quotas)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """`mixerd check --explain`: 0 explained, 1 the admin page could not be asked, 2 a usage error (the
+    server refusing an attribute or its type is one)."""
+    if args.repeat > 1:
+        return _usage_error(args, ValueError("--explain makes one request: leave out --repeat"))
+    try:
+        body = explain_client.explain_body(
+            args.attribute_values or {}, args.quotas or {}, args.best_effort, args.dedup_id
+        )
+        result = explain_client.ask(args.admin, body, args.timeout)
+    except attrs.AttributeFlagError as e:
+        return _usage_error(args, e)
+    except explain_client.ExplainFailed as e:
+        print(f"mixerd check: explain: {e}", file=sys.stderr)
+        return 2 if e.usage else 1
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_explanation(result)
+    return 0
 
 
 def run_report(args: argparse.Namespace) -> int:

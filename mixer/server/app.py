@@ -287,7 +287,7 @@ async def start(
             await runtime.close()
         where = host_port(settings.address, settings.monitoring_port)
         raise StartError(f"cannot listen for monitoring on {where}: {e}") from None
-    admin_context = AdminContext(runtime, settings)
+    admin_context = AdminContext(runtime, settings, loop=asyncio.get_running_loop())
     try:
         admin = _admin_server(settings, admin_context)
     except OSError as e:

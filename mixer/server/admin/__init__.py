@@ -1,7 +1,8 @@
 """The admin page: a local introspection app on its own port (ControlZ's 9876 by default; docs/admin.md).
 
 Server-rendered HTML views of the config in force, the routing table, adapters and handlers, quotas,
-rate limit configs and Envoy's access-log streams, each with a JSON twin under `/debug/` for scripts.
+rate limit configs and Envoy's access-log streams, each with a JSON twin under `/debug/` for scripts;
+and a decision explained as a dry run, `POST /debug/explain` (explain.py).
 The views are a registry (views/__init__.py); the server is http_server.BackgroundHttpServer (off the
 gRPC event loop, bounded threads, header timeouts).
 """

@@ -1,5 +1,8 @@
 """The admin WSGI app: `/` and `/<view>` as HTML, `/debug/<twin>` as JSON, `/debug/` lists the twins.
 
+`POST /debug/explain` and the form's `POST /explain` explain a decision (explain_http.py); any other
+POST gets 405.
+
 Every answer says `Cache-Control: no-store` (it is the state now) and `X-Content-Type-Options: nosniff`;
 HTML also gets a Content-Security-Policy that lets only the page's own style and script run.
 
@@ -20,10 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .context import AdminContext
+from .explain_http import JSON_PATH, PAGE_PATH, explain_form, explain_json, same_origin, status_line
 from .html import el, iso
 from .page import page
 from .style import csp
 from .views import VIEWS, Data, View
+from .views.explain import render_result
 
 _log = logging.getLogger(__name__)
 _StartResponse = Callable[..., Any]
@@ -55,8 +60,8 @@ def _host_name(header: str) -> str:
 class AdminApp:
     """The admin page's WSGI application over `context` (see the module docstring)."""
 
-    #: The HTTP methods its routes take (the server refuses others with 405).
-    methods: tuple[str, ...] = ("GET", "HEAD")
+    #: The HTTP methods its routes take (the server refuses others with 405; POST is for explain only).
+    methods: tuple[str, ...] = ("GET", "HEAD", "POST")
 
     def __init__(self, context: AdminContext, views: tuple[View, ...] = VIEWS) -> None:
         self.context = context
@@ -70,6 +75,11 @@ class AdminApp:
         if self._local_only and not is_loopback(_host_name(environ.get("HTTP_HOST", "localhost"))):
             return self._text(start_response, "403 Forbidden", "this admin page answers only to localhost\n")
         path = environ.get("PATH_INFO", "/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == JSON_PATH or (path == PAGE_PATH and method == "POST"):
+            return self._explain(path, method, environ, start_response)
+        if method == "POST":
+            return self._not_allowed(start_response, "GET, HEAD")
         if path.startswith("/debug/"):
             name = path.removeprefix("/debug/").strip("/")
             if not name:
@@ -95,6 +105,32 @@ class AdminApp:
             page(view, self.views, view.render(data, now), **self._frame(view.title, now)),
         )
 
+    def _explain(
+        self, path: str, method: str, environ: dict[str, Any], start_response: _StartResponse
+    ) -> Iterable[bytes]:
+        if method != "POST":
+            return self._not_allowed(start_response, "POST")
+        if path == JSON_PATH:
+            code, answer = explain_json(self.context, environ)
+            return self._json(start_response, status_line(code), answer)
+        if not same_origin(environ):
+            return self._text(
+                start_response, "403 Forbidden", "explain forms are taken only from this page\n"
+            )
+        code, form, answer = explain_form(self.context, environ)
+        view = self._by_slug[PAGE_PATH.strip("/")]
+        body = render_result(form, answer)
+        return self._html(
+            start_response, status_line(code), page(view, self.views, body, **self._frame(view.title))
+        )
+
+    def _not_allowed(self, start_response: _StartResponse, allowed: str) -> list[bytes]:
+        start_response(
+            "405 Method Not Allowed",
+            [("Allow", allowed), ("Content-Type", "text/plain; charset=utf-8"), *_COMMON],
+        )
+        return [f"method not allowed; use {allowed}\n".encode()]
+
     def _frame(self, title: str, now: datetime | None = None) -> dict[str, Any]:
         runtime = self.context.runtime
         settings = self.context.settings
@@ -115,7 +151,13 @@ class AdminApp:
                 {"path": f"/debug/{t.name}", "view": f"/{v.slug}", "description": t.description}
                 for v in self.views
                 for t in v.twins
-            ]
+            ],
+            "explain": {
+                "path": JSON_PATH,
+                "method": "POST",
+                "view": PAGE_PATH,
+                "description": "explain a Check, ext_authz or rate limit decision, as a dry run",
+            },
         }
 
     def _html(self, start_response: _StartResponse, status: str, text: str) -> list[bytes]:

@@ -3,11 +3,13 @@ streams, the settings, and where each adapter comes from.
 
 Views run on the admin server's threads while requests run on the gRPC event loop, so they only read:
 the routing table and its snapshot are immutable once built and swapped whole, and a handler's stats
-methods are asked through `handler_call`, which turns any failure into a message instead of a page.
+methods are asked through `handler_call`, which turns any failure into a message instead of a page. An
+explanation (explain.py) is the one thing that dispatches: it runs on `loop`, the server's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +29,7 @@ class AdminContext:
     streams: StreamRegistry | None = None
     started_at: int = 0  # clock ns when the server started
     grpc_address: str = ""  # host:port of the gRPC server, once bound
+    loop: asyncio.AbstractEventLoop | None = None  # the server's event loop, where explanations run
 
     @property
     def clock(self) -> Callable[[], int]:

@@ -58,7 +58,7 @@ def page(
             [(el("a", f"/debug/{t.name}", href=f"/debug/{t.name}"), " ") for t in view.twins],
             class_="twin",
         )
-        if view is not None
+        if view is not None and view.twins
         else None
     )
     document = el(

@@ -65,3 +65,12 @@ def _mask_flow(match: re.Match[str]) -> str:
     if _KEEP.fullmatch(value):
         return match[0]
     return match["head"] + MASK + value[len(value.rstrip()) :]
+
+
+_SECRET_NAME = re.compile(_NAME, re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a key, header or attribute named `name` holds a secret by the rule above (its value is
+    shown as `***`: the explain view masks attribute values and headers with it)."""
+    return _SECRET_NAME.fullmatch(name) is not None

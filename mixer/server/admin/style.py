@@ -87,6 +87,17 @@ b.limit-rate { color: var(--accent); }
 meter { width: 80px; height: 10px; vertical-align: -1px; }
 input.filter { font: inherit; padding: 4px 8px; border: 1px solid var(--line); border-radius: 4px;
   width: 260px; margin: 2px 0 4px; }
+form.explain { background: var(--card); border: 1px solid var(--line); border-radius: 6px;
+  padding: 8px 14px 10px; margin: 8px 0 14px; }
+form.explain label { display: inline-block; margin: 6px 16px 4px 0; font-weight: 500; }
+form.explain label.block { display: block; }
+form.explain textarea { display: block; width: 100%; padding: 6px 8px; border: 1px solid var(--line);
+  border-radius: 4px; font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+form.explain select, form.explain input { font: inherit; padding: 3px 6px; border: 1px solid var(--line);
+  border-radius: 4px; }
+form.explain input { width: 260px; }
+form.explain button { display: block; font: inherit; font-weight: 600; background: var(--accent); color: #fff;
+  border: 0; border-radius: 4px; padding: 5px 18px; margin: 8px 0 6px; cursor: pointer; }
 footer { color: var(--dim); font-size: 12px; padding: 0 20px 20px; }
 """
 
@@ -106,7 +117,8 @@ SCRIPT = """
   });
   var links = document.querySelectorAll("nav a[data-key]");
   document.addEventListener("keydown", function (event) {
-    if (event.target.tagName === "INPUT" || event.metaKey || event.ctrlKey || event.altKey) return;
+    var typing = /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName);  // the explain form's fields
+    if (typing || event.metaKey || event.ctrlKey || event.altKey) return;
     for (var i = 0; i < links.length; i++)
       if (links[i].dataset.key === event.key) { window.location = links[i].href; return; }
   });

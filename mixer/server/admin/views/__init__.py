@@ -39,9 +39,17 @@ class View:
 
 
 def _views() -> tuple[View, ...]:
-    from . import accesslog, adapters, config, quotas, ratelimits, routes
+    from . import accesslog, adapters, config, explain, quotas, ratelimits, routes
 
-    return (config.VIEW, routes.VIEW, adapters.VIEW, quotas.VIEW, ratelimits.VIEW, accesslog.VIEW)
+    return (
+        config.VIEW,
+        routes.VIEW,
+        adapters.VIEW,
+        quotas.VIEW,
+        ratelimits.VIEW,
+        accesslog.VIEW,
+        explain.VIEW,
+    )
 
 
 VIEWS: tuple[View, ...] = _views()
