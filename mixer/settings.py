@@ -89,6 +89,24 @@ def _optional_address(text: str) -> str | None:
     return text
 
 
+def _decision_log(text: str) -> str:
+    """off, stdout, or the path of a file (rotated); empty means off."""
+    value = text.strip()
+    if value.lower() in ("", "off"):
+        return "off"
+    if value.lower() == "stdout":
+        return "stdout"
+    if value.endswith(("/", os.sep)):
+        raise ValueError(f"{text!r} is a folder; name a file in it, or use off or stdout")
+    return value
+
+
+def _name_list(text: str) -> str:
+    """Comma-separated names, lower-cased and without blanks (matching is case-insensitive)."""
+    names = [n.strip().lower() for n in text.split(",")]
+    return ",".join(n for n in names if n)
+
+
 def _setting(default: Any, parse: Callable[[str], Any], help: str, metavar: str) -> Any:
     return field(default=default, metadata={"parse": parse, "help": help, "metavar": metavar})
 
@@ -270,6 +288,30 @@ class Settings:
         10.0, _interval, "seconds between statsd sends [STATS_FLUSH_INTERVAL]", "SECONDS"
     )
     # -- end of Envoy's rate limit service --
+    # -- decision logs (docs/decision-logs.md) --
+    decision_log: str = _setting(
+        "off",
+        _decision_log,
+        "where each Check, ext_authz and rate-limit decision is written as one JSON line: off, stdout, "
+        "or a file (rotated)",
+        "off|stdout|FILE",
+    )
+    decision_log_sample: float = _setting(
+        1.0, _ratio, "share of decisions written to the decision log, 0..1 (1: every one)", "RATIO"
+    )
+    decision_log_max_bytes: int = _setting(
+        64 * 1024 * 1024, _positive, "size past which the decision log file is rotated", "BYTES"
+    )
+    decision_log_backups: int = _setting(
+        3, _count, "rotated decision log files kept (FILE.1 ... FILE.N); 0 keeps none", "FILES"
+    )
+    decision_log_redact: str = _setting(
+        "authorization,cookie,set-cookie,proxy-authorization,x-api-key",
+        _name_list,
+        "attribute names and string-map keys (headers) whose values the decision log writes as <redacted>",
+        "NAMES",
+    )
+    # -- end of decision logs --
     log_level: str = _setting("info", str, "log level: debug, info, warning or error", "LEVEL")
     log_level_grpc: str = _setting(
         "warning", str, "log level of the libraries under mixerd (gRPC, asyncio, clients)", "LEVEL"

@@ -45,6 +45,8 @@ from ..runtime.offload import run_detached
 from ..settings import Settings
 from .admin import AdminApp, AdminContext, AdminServer
 from .admission import Admission, attach
+from .decisions import check_settings as check_decision_log
+from .decisions import from_settings as decision_log
 from .envoy import FrontEndContext, add_envoy_services
 from .mixer_api import SERVICE_NAME, MixerApi
 from .monitoring import MonitoringApp, MonitoringServer
@@ -218,6 +220,16 @@ def _admin_server(settings: Settings, context: AdminContext) -> AdminServer | No
     return AdminServer(AdminApp(context), settings.admin_address, settings.admin_port)
 
 
+def _rate_limit_handler(runtime: Runtime | None) -> Callable[[str], str]:
+    """The FQN of the handler counting a rate limit domain in the config in force (for decision logs)."""
+
+    def handler(domain: str) -> str:
+        route = runtime.table.rate_limits.get(domain) if runtime is not None else None
+        return route.handler.fqn if route is not None else ""
+
+    return handler
+
+
 async def _start_runtime(settings: Settings) -> Runtime:
     """The rule engine with the config in force: --config, or the embedded default rules."""
     try:
@@ -260,6 +272,10 @@ async def start(
     runtime takes `settings` as its own (handlers built from then on see them as Env.settings).
     """
     _check_config(settings)
+    try:
+        check_decision_log(settings)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     grpc_tls, monitoring_tls = _load_tls(settings)
     stats = Stats()
     registry = make_registry(stats)
@@ -308,8 +324,13 @@ async def start(
         registry.register(admission.collector())
     # A Report may not carry more attribute values than a message of the largest size could carry
     # without DELTA_ENCODING (each value is at least 4 bytes on the wire).
-    MixerApi(dispatcher, stats, max_report_values=settings.max_message_size // 4).add_to_server(server)
-    front_end = FrontEndContext(dispatcher, runtime, registry, settings)
+    decisions = decision_log(settings, dispatcher, registry, _rate_limit_handler(runtime))
+    MixerApi(
+        dispatcher, stats, max_report_values=settings.max_message_size // 4, decisions=decisions
+    ).add_to_server(server)
+    front_end = FrontEndContext(dispatcher, runtime, registry, settings, decisions=decisions)
+    if decisions.writer is not None:  # started with the server below; closed after its last call
+        front_end.closers.append(decisions.writer.aclose)
     envoy_services = add_envoy_services(server, front_end)
     admin_context.streams = front_end.access_log_streams
     health_servicer = health.aio.HealthServicer()
@@ -341,6 +362,8 @@ async def start(
             await runtime.close()
         raise StartError(f"cannot listen for gRPC on {where}: {reason}")
 
+    if decisions.writer is not None:
+        decisions.writer.start()
     await server.start()
     if admission is not None:
         await admission.start()

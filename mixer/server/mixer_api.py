@@ -50,6 +50,7 @@ from ..attribute import (
     encode_reference_items,
 )
 from ..dispatch import ALLOW, CheckOutcome, Dispatcher, DispatchError, QuotaOutcome, QuotaRequest
+from .decisions import MIXER_CHECK, OFF, DecisionLog
 from .frontend import Method, Rejection, check_failed, count_by_number
 from .raw_handlers import add_raw_handlers
 from .stats import Stats
@@ -145,8 +146,16 @@ def _bad_bags_message(errors: list[str]) -> str:
 class MixerApi:
     """Check and Report handlers over raw bytes; `add_to_server(server)` registers them."""
 
-    def __init__(self, dispatcher: Dispatcher, stats: Stats, *, max_report_values: int | None = None) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        stats: Stats,
+        *,
+        max_report_values: int | None = None,
+        decisions: DecisionLog = OFF,
+    ) -> None:
         self._dispatcher = dispatcher
+        self._decisions = decisions
         self._stats = stats
         self._max_report_values = max_report_values  # attribute values of one Report's bags together
         self._count_check = count_by_number(stats.check_codes)
@@ -195,8 +204,12 @@ class MixerApi:
 
         quotas = request.quotas
         wanted = {name: QuotaRequest(p.amount, p.best_effort) for name, p in quotas.items()} if quotas else {}
+        note = self._decisions.begin(MIXER_CHECK)  # None unless this decision is logged
         try:
-            outcome = await self._dispatcher.check(bag, wanted, request.deduplication_id, timeout)
+            if note is None:
+                outcome = await self._dispatcher.check(bag, wanted, request.deduplication_id, timeout)
+            else:
+                outcome = await note.check(self._dispatcher, bag, wanted, request.deduplication_id, timeout)
         except DispatchError as e:
             raise check_failed(e) from None
         if outcome is ALLOW and not bag.raw_references:

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from ...dispatch import Dispatcher
 from ...runtime import Runtime
 from ...settings import Settings
+from ..decisions import OFF, DecisionLog
 from .accesslog_streams import StreamRegistry
 
 
@@ -40,6 +41,8 @@ class FrontEndContext:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Envoy's access-log streams open now (the admin page lists them).
     access_log_streams: StreamRegistry = field(default_factory=StreamRegistry)
+    #: Where ext_authz and rate limit decisions are recorded (decision logs, debug lines).
+    decisions: DecisionLog = OFF
 
 
 def add_envoy_services(server: grpc.aio.Server, context: FrontEndContext) -> list[str]:

@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from ...api.envoy.service.auth.v3 import external_auth_pb2
 from ...attribute import AttributeBag
 from ...dispatch import ALLOW, OK, Dispatcher, DispatchError, QuotaRequest
+from ..decisions import EXT_AUTHZ, OFF, DecisionLog
 from ..frontend import Method, Rejection, check_failed
 from ..raw_handlers import ENVOY_AUTHORIZATION, add_raw_handlers
 from .authz_attributes import AttributeView, BadAttributes
@@ -59,8 +60,15 @@ _INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 class AuthorizationService:
     """The Check handler over raw bytes; `add_to_server(server)` registers it."""
 
-    def __init__(self, dispatcher: Dispatcher, cache: VerdictCache | None, stats: AuthzStats) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        cache: VerdictCache | None,
+        stats: AuthzStats,
+        decisions: DecisionLog = OFF,
+    ) -> None:
         self._dispatcher = dispatcher
+        self._decisions = decisions
         self._cache = cache
         self._stats = stats
 
@@ -90,6 +98,7 @@ class AuthorizationService:
         except BadAttributes as e:
             raise Rejection(_INVALID_ARGUMENT, str(e)) from None
 
+        note = self._decisions.begin(EXT_AUTHZ)  # None unless this decision is logged
         cache = self._cache
         generation = 0
         if cache is not None:
@@ -101,12 +110,18 @@ class AuthorizationService:
                     self._stats.allowed += 1
                 else:
                     self._stats.denied += 1
+                if note is not None:
+                    note.cached(view.get("request.id"), hit.body)
                 return hit.body
 
         values = view.values()
         bag = AttributeBag.wrap(values)  # the dispatch reads it and never changes `values`
+        request_id = values.get("request.id", "")
         try:
-            outcome = await self._dispatcher.check(bag, _NO_QUOTAS, values.get("request.id", ""), timeout)
+            if note is None:
+                outcome = await self._dispatcher.check(bag, _NO_QUOTAS, request_id, timeout)
+            else:
+                outcome = await note.check(self._dispatcher, bag, _NO_QUOTAS, request_id, timeout)
         except DispatchError as e:
             raise check_failed(e) from None
         body = _ALLOW_BYTES if outcome is ALLOW else response_bytes(outcome)
@@ -146,5 +161,5 @@ def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
         cache = VerdictCache(size, max_bytes=budget, generation=generation)
     stats = AuthzStats()
     context.registry.register(AuthzCollector(stats, cache))
-    AuthorizationService(context.dispatcher, cache, stats).add_to_server(server)
+    AuthorizationService(context.dispatcher, cache, stats, context.decisions).add_to_server(server)
     return SERVICE_NAME

@@ -34,6 +34,7 @@ from google.protobuf.message import DecodeError
 from ...api.envoy.service.ratelimit.v3 import rls_pb2
 from ...config.ratelimit_model import UNIT_NAMES, CurrentLimit
 from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed, RateLimitOptions
+from ..decisions import OFF, RATELIMIT, DecisionLog
 from ..frontend import Method, Rejection, StatusCounter
 from ..raw_handlers import ENVOY_RATE_LIMIT_SERVICE, add_raw_handlers
 from .ratelimit_response import NO_EXTRAS, ResponseOptions, encode
@@ -98,9 +99,14 @@ class RateLimitService:
     """ShouldRateLimit over raw bytes (grpc's registered-method path); `add_to_server` registers it."""
 
     def __init__(
-        self, limiter: RateLimiter, stats: RateLimitStats, options: ResponseOptions = NO_EXTRAS
+        self,
+        limiter: RateLimiter,
+        stats: RateLimitStats,
+        options: ResponseOptions = NO_EXTRAS,
+        decisions: DecisionLog = OFF,
     ) -> None:
         self._limiter = limiter
+        self._decisions = decisions
         self._stats = stats
         self._options = options
 
@@ -121,14 +127,19 @@ class RateLimitService:
             await _METHOD.abort(
                 context, Rejection(_INVALID_ARGUMENT, str(e)), self._counter(request.domain, known)
             )
+        note = self._decisions.begin(RATELIMIT)  # None unless this decision is logged
         try:
             decision = await self._limiter.decide(domain, descriptors, context.time_remaining())
         except RateLimitFailed as e:
             error = Rejection(grpc.StatusCode.UNAVAILABLE, f"rate limit domain {domain!r}: {e}")
+            if note is not None:
+                note.rate_limited(domain, descriptors, None, context.invocation_metadata(), error)
             await _METHOD.abort(context, error, self._counter(domain, known=True))
         except Exception as e:  # a bug: logged, and a generic answer (no internals on the wire)
             await _METHOD.abort(context, e, self._counter(domain, known=True))
         self._stats.record(domain, decision, _CODE_NAMES[decision.code])
+        if note is not None:
+            note.rate_limited(domain, descriptors, decision, context.invocation_metadata())
         return encode(decision, request, self._options).SerializeToString()
 
     def _counter(self, domain: str, known: bool) -> StatusCounter:
@@ -149,5 +160,5 @@ def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
             sink.config_loads = lambda: (runtime.stats.config_loads, runtime.stats.config_rejections)
         sink.start()
         context.closers.append(sink.close)
-    RateLimitService(limiter, stats, ResponseOptions.of(settings)).add_to_server(server)
+    RateLimitService(limiter, stats, ResponseOptions.of(settings), context.decisions).add_to_server(server)
     return SERVICE_NAME
