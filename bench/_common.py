@@ -26,6 +26,10 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 #: `mixerd serve`'s gRPC ready line (it names every API served on the port); group 1 is host:port.
 MIXERD_READY = r"^mixerd: serving istio\.mixer\.v1\.Mixer(?:, \S+)* on (\S+)$"
+#: `mixerd serve` on free ports of the loopback (gRPC, monitoring, admin page), so that a mixerd already
+#: running on the machine's default ports never stops a benchmark; MIXERD_SERVE runs it as `python -m`.
+SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--admin-port", "0", "--address", "127.0.0.1"]
+MIXERD_SERVE = ["-m", "mixerd", *SERVE]
 
 
 def per_call_us(fn: Callable[[], object], *, seconds: float = 0.5, repeats: int = 5) -> float:

@@ -22,7 +22,7 @@ import statistics
 import sys
 import tempfile
 
-from _common import MIXERD_READY, drive, per_call_us, same_body, server_process
+from _common import MIXERD_READY, MIXERD_SERVE, drive, per_call_us, same_body, server_process
 from google.protobuf import json_format
 from rpc import REPORT
 
@@ -34,19 +34,7 @@ from mixerd.bundled import rules_folder
 from mixerd.server.envoy.accesslog_attributes import http_attributes, reporter_from_node
 
 ALS = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
-MIXERD = [
-    "-m",
-    "mixerd",
-    "serve",
-    "--port",
-    "0",
-    "--monitoring-port",
-    "0",
-    "--admin-port",
-    "0",
-    "--address",
-    "127.0.0.1",
-]
+MIXERD = list(MIXERD_SERVE)
 ENTRIES = 100
 Message = als_pb2.StreamAccessLogsMessage
 

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import MIXERD_READY, WARM_UP, ServerProcess, drive, server_process
+from _common import MIXERD_READY, MIXERD_SERVE, WARM_UP, ServerProcess, drive, server_process
 
 from mixerd.api.envoy.service.auth.v3 import external_auth_pb2
 from mixerd.plugins import load_adapters
@@ -40,19 +40,7 @@ HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 AUTHZ_CHECK = "/envoy.service.auth.v3.Authorization/Check"
 FLOOR_CHECK = "/istio.mixer.v1.Mixer/Check"  # the floor answers any bytes there without parsing them
-MIXERD = [
-    "-m",
-    "mixerd",
-    "serve",
-    "--port",
-    "0",
-    "--monitoring-port",
-    "0",
-    "--admin-port",
-    "0",
-    "--address",
-    "127.0.0.1",
-]
+MIXERD = list(MIXERD_SERVE)
 DISTINCT_REQUESTS = 100
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from _common import MIXERD_READY, ServerProcess, server_process
+from _common import MIXERD_READY, MIXERD_SERVE, ServerProcess, server_process
 from _http_load import LoadResult, get_request, open_loop, upstream_process
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
@@ -48,19 +48,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from peers.envoy import AccessLog, EnvoyProxy, ExtAuthz, RateLimit, generic_key, request_header  # noqa: E402
 
 CONFIG = HERE / "configs" / "envoy"
-MIXERD = [
-    "-m",
-    "mixerd",
-    "serve",
-    "--address",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--monitoring-port",
-    "0",
-    "--admin-port",
-    "0",
-]
+MIXERD = list(MIXERD_SERVE)
 
 AUTHZ = "envoy.service.auth.v3.Authorization"
 RLS = "envoy.service.ratelimit.v3.RateLimitService"

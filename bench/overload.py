@@ -39,15 +39,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import MIXERD_READY, server_process
+from _common import MIXERD_READY, MIXERD_SERVE, server_process
 
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes
 from mixerd.testing import typical_http_bag
 
 HERE = Path(__file__).resolve().parent
-MIXERD = ["-m", "mixerd", "serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
-MIXERD += ["--admin-port", "0"]  # a mixerd already running here holds 9876
 CHECK = "/istio.mixer.v1.Mixer/Check"
 CONNECTIONS = 20
 PROBE_EVERY = 0.020
@@ -206,8 +204,8 @@ def main() -> None:
         config = ["--config", str(folder), "--log-level", "error"]
         with (
             server_process([str(HERE / "floor_server.py")], r"serving on (\S+)") as floor,
-            server_process([*MIXERD, *config], MIXERD_READY) as on,
-            server_process([*MIXERD, *config, "--shed-latency", "0"], MIXERD_READY) as off,
+            server_process([*MIXERD_SERVE, *config], MIXERD_READY) as on,
+            server_process([*MIXERD_SERVE, *config, "--shed-latency", "0"], MIXERD_READY) as off,
         ):
             monitoring = {}
             for name, server in (("on", on), ("off", off)):

@@ -15,7 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _common import MIXERD_READY, drive, print_against_floor, same_body, server_process
+from _common import MIXERD_READY, MIXERD_SERVE, drive, print_against_floor, same_body, server_process
 from quota_redis import check_bodies
 from rpc import CHECK
 
@@ -24,19 +24,7 @@ from mixerd.attribute import encode_attributes
 from mixerd.testing import typical_http_bag
 
 HERE = Path(__file__).resolve().parent
-MIXERD = [
-    "-m",
-    "mixerd",
-    "serve",
-    "--port",
-    "0",
-    "--monitoring-port",
-    "0",
-    "--admin-port",
-    "0",
-    "--address",
-    "127.0.0.1",
-]
+MIXERD = list(MIXERD_SERVE)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import MIXERD_READY, WARM_UP, redis_process, rounds_beside_redis, server_process
+from _common import MIXERD_READY, SERVE, WARM_UP, redis_process, rounds_beside_redis, server_process
 
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes
@@ -30,7 +30,6 @@ from mixerd.testing import typical_http_bag
 
 HERE = Path(__file__).resolve().parent
 CHECK = "/istio.mixer.v1.Mixer/Check"
-SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--admin-port", "0", "--address", "127.0.0.1"]
 #: `mixerd serve` whose memquota answers after one `await asyncio.sleep(0)`: what one suspension of the
 #: Check costs inside grpc.aio, the least any quota backend reached over the network adds to memquota.
 SUSPENDED = (

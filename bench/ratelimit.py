@@ -21,23 +21,11 @@ import tempfile
 from pathlib import Path
 
 import grpc
-from _common import MIXERD_READY, WARM_UP, redis_process, rounds_beside_redis, server_process
+from _common import MIXERD_READY, MIXERD_SERVE, WARM_UP, redis_process, rounds_beside_redis, server_process
 
 HERE = Path(__file__).resolve()
 METHOD = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
-SERVE = [
-    "-m",
-    "mixerd",
-    "serve",
-    "--port",
-    "0",
-    "--monitoring-port",
-    "0",
-    "--admin-port",
-    "0",
-    "--address",
-    "127.0.0.1",
-]
+SERVE = list(MIXERD_SERVE)
 
 CONFIG = """\
 apiVersion: config.istio.io/v1alpha2

@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
-from _common import MIXERD_READY, server_process
+from _common import MIXERD_READY, SERVE, server_process
 from rpc import CHECK
 
 from mixerd.api.mixer.v1 import mixer_pb2
@@ -39,8 +39,7 @@ from mixerd.testing import typical_http_bag
 HERE = Path(__file__).resolve().parent
 # Load shedding off: this measures the stall itself (with it on, a Check that met a stall could be
 # answered UNAVAILABLE instead, and the client here sends one call at a time).
-SERVE = ["serve", "--port", "0", "--monitoring-port", "0", "--address", "127.0.0.1"]
-SERVE += ["--admin-port", "0", "--shed-latency", "0"]
+SERVE_NO_SHEDDING = [*SERVE, "--shed-latency", "0"]
 _HEAD = "apiVersion: config.istio.io/v1alpha2\n"
 
 
@@ -140,7 +139,7 @@ def main() -> None:
         write_config(folder, args.rules, args.namespaces, 0)
         size = sum(p.stat().st_size for p in folder.iterdir())
         pauses = Path(tmp) / "pauses.log"  # the server's collections and event-loop lags
-        server_args = [str(HERE / "_instrumented_serve.py"), str(pauses), *SERVE]
+        server_args = [str(HERE / "_instrumented_serve.py"), str(pauses), *SERVE_NO_SHEDDING]
         server_args += ["--config", str(folder), "--config-poll-interval", "0.1", "--log-level", "warning"]
         with server_process(server_args, MIXERD_READY) as server:
             assert server.proc.stdout is not None

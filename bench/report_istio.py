@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import MIXERD_READY, drive, same_body, server_process
+from _common import MIXERD_READY, MIXERD_SERVE, drive, same_body, server_process
 from rpc import REPORT
 
 from mixerd.attribute import encode_report
@@ -28,19 +28,7 @@ from mixerd.testing import typical_http_bag
 
 HERE = Path(__file__).resolve().parent
 ISTIO = rules_folder("istio")
-MIXERD = [
-    "-m",
-    "mixerd",
-    "serve",
-    "--port",
-    "0",
-    "--monitoring-port",
-    "0",
-    "--admin-port",
-    "0",
-    "--address",
-    "127.0.0.1",
-]
+MIXERD = list(MIXERD_SERVE)
 BAGS = 100
 
 

@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _common import MIXERD_READY, drive, print_latencies, same_body, server_process
+from _common import MIXERD_READY, MIXERD_SERVE, drive, print_latencies, same_body, server_process
 
 from mixerd.api.mixer.v1 import mixer_pb2
 from mixerd.attribute import encode_attributes, encode_report
@@ -44,19 +44,7 @@ def main() -> None:
     floor_args = [str(HERE / "floor_server.py")]
     # An empty config folder: the no-rules path (the embedded default would log every report).
     empty = tempfile.mkdtemp()
-    mixerd_args = [
-        "-m",
-        "mixerd",
-        "serve",
-        "--port",
-        "0",
-        "--monitoring-port",
-        "0",
-        "--admin-port",
-        "0",
-        "--address",
-        "127.0.0.1",
-    ]
+    mixerd_args = list(MIXERD_SERVE)
     mixerd_args += ["--config", empty]
     results: dict[str, dict[str, list[float]]] = {"floor": {}, "mixerd": {}}
     latencies: dict[str, list[float]] = {}

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
-from _common import MIXERD_READY, server_process
+from _common import MIXERD_READY, MIXERD_SERVE, server_process
 
 from mixerd.attribute import encode_report
 from mixerd.bundled import rules_folder
@@ -77,19 +77,7 @@ def main() -> None:
             text.replace('metricsExpiryDuration: "10m"', f'metricsExpiryDuration: "{args.expiry}s"')
         )
         port = _free_port()
-        serve = [
-            "-m",
-            "mixerd",
-            "serve",
-            "--port",
-            "0",
-            "--monitoring-port",
-            "0",
-            "--admin-port",
-            "0",
-            "--address",
-            "127.0.0.1",
-        ]
+        serve = list(MIXERD_SERVE)
         serve += ["--config", str(config), "--prometheus-port", str(port), "--log-level", "error"]
         with server_process(serve, MIXERD_READY) as server, grpc.insecure_channel(server.address) as channel:
             report = channel.unary_unary("/istio.mixer.v1.Mixer/Report")
