@@ -80,11 +80,13 @@ class RedisQuota:
 
     def backend_state(self) -> dict[str, Any]:
         """Redis as this handler sees it, for the admin page: whether it answers, where it is (no
-        password), the fail policy, the last error (kept after Redis answers again) and the counters."""
+        password), the fail policy and the answers it gave, the last error (kept after Redis answers
+        again) and the counters."""
         return {
             "connected": self._up,
             "address": self._where,
             "fail_policy": self._policy,
+            "fail_policy_answers": self.stats["failed"],
             "last_error": self._last_error,
             "stats": dict(self.stats),
         }

@@ -57,6 +57,7 @@ from ..templates import (
 from ._env import Clock, Env, InstanceInfo
 from ._info import AdapterInfo, Build, Validate
 from ._protocols import (
+    BACKEND_STATE,
     CLOSE,
     DELIVERY_STATS,
     GENERATION_STATS,
@@ -64,6 +65,7 @@ from ._protocols import (
     HANDLE_RATE_LIMITS,
     SPAN_COUNTS,
     TEMPLATE_PROTOCOLS,
+    TOP_COUNTERS,
     ApiKeyHandler,
     AuthorizationHandler,
     CheckNothingHandler,
@@ -73,12 +75,14 @@ from ._protocols import (
     MetricHandler,
     QuotaHandler,
     ReportNothingHandler,
+    SupportsBackendState,
     SupportsClose,
     SupportsDeliveryStats,
     SupportsGenerationStats,
     SupportsQuotaBatch,
     SupportsRateLimits,
     SupportsSpanCounts,
+    SupportsTopCounters,
     TraceSpanHandler,
 )
 from ._quota import Dimensions, dimension_text, dimension_texts, matching_override, unconfigured_quotas
@@ -95,6 +99,7 @@ from ._results import (
 )
 
 __all__ = [
+    "BACKEND_STATE",
     "CLOSE",
     "DELIVERY_STATS",
     "GENERATION_STATS",
@@ -103,6 +108,7 @@ __all__ = [
     "MIXERD_VERSION",
     "SPAN_COUNTS",
     "TEMPLATE_PROTOCOLS",
+    "TOP_COUNTERS",
     "Action",
     "AdapterInfo",
     "ApiKeyHandler",
@@ -149,12 +155,14 @@ __all__ = [
     "SendProgress",
     "Settings",
     "Subject",
+    "SupportsBackendState",
     "SupportsClose",
     "SupportsDeliveryStats",
     "SupportsGenerationStats",
     "SupportsQuotaBatch",
     "SupportsRateLimits",
     "SupportsSpanCounts",
+    "SupportsTopCounters",
     "Timestamp",
     "TraceSpanHandler",
     "TraceSpanInstance",

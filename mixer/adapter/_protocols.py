@@ -147,6 +147,23 @@ class SupportsGenerationStats(Protocol):
     def generation_stats(self) -> Mapping[str, int]: ...
 
 
+class SupportsBackendState(Protocol):
+    """A handler counting in a shared backend (redisquota: Redis) says how it sees it: `connected`
+    (published as `mixerd_quota_backend_up`), `address` (never a password), `fail_policy` (`open` or
+    `closed`), `fail_policy_answers` (answers given by the fail policy because the backend did not answer:
+    `mixerd_quota_fail_policy_answers_total`), `last_error`, and any counters under `stats`. Read by
+    /metrics and the admin page's Quotas view, off the event loop: read plain fields only."""
+
+    def backend_state(self) -> Mapping[str, Any]: ...
+
+
+class SupportsTopCounters(Protocol):
+    """An in-memory quota handler's busiest counters now, at most `limit` per kind, for the admin page's
+    Quotas view (memquota: `quotas` and `rate_limits`, each a list of counters with their use)."""
+
+    def top_counters(self, limit: int) -> Mapping[str, Any]: ...
+
+
 class SupportsClose(Protocol):
     """Called once after the handler's last request (reload or shutdown), after its background work is
     cancelled. Idempotent."""
@@ -160,4 +177,6 @@ HANDLE_RATE_LIMITS = SupportsRateLimits.handle_rate_limits.__name__
 DELIVERY_STATS = SupportsDeliveryStats.delivery_stats.__name__
 SPAN_COUNTS = SupportsSpanCounts.span_counts.__name__
 GENERATION_STATS = SupportsGenerationStats.generation_stats.__name__
+BACKEND_STATE = SupportsBackendState.backend_state.__name__
+TOP_COUNTERS = SupportsTopCounters.top_counters.__name__
 CLOSE = SupportsClose.close.__name__

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from ..attribute import AttributeBag
@@ -39,19 +40,32 @@ def adapter_deadline(adapter_timeout: float, timeout: float | None) -> float:
 class Calls:
     """The runtime's counters and adapter timeout, with what every step does with them."""
 
-    __slots__ = ("stats", "timeout")
+    __slots__ = ("_errors", "_matches", "_seconds", "stats", "timeout")
 
     def __init__(self, stats: RuntimeStats, adapter_timeout: float = DEFAULT_ADAPTER_TIMEOUT) -> None:
         self.stats = stats
         self.timeout = adapter_timeout
+        self._matches = stats.rule_matches
+        self._errors = stats.rule_errors
+        self._seconds = stats.handler_seconds
 
     def deadline(self, timeout: float | None) -> float:
         return adapter_deadline(self.timeout, timeout)
 
-    def holds(self, match: Match, rule: str, bag: AttributeBag, step: str, trace: Trace | None) -> bool:
+    def holds(
+        self,
+        match: Match,
+        rule: str,
+        bag: AttributeBag,
+        step: str,
+        trace: Trace | None,
+        counted: bool = True,
+    ) -> bool:
         """Whether `rule`'s match holds for `bag`; one that cannot be evaluated counts as false (Mixer,
-        MIXER.md 4.1), and is counted."""
+        MIXER.md 4.1), and is counted. `counted`: whether the rule's own counters count this one."""
         if match is None:
+            if counted:
+                self._matches[rule] += 1
             if trace is not None:
                 trace.matched(step, rule, HELD)
             return True
@@ -59,17 +73,25 @@ class Calls:
             held = match(bag) is True
         except Exception as e:
             self.stats.match_errors += 1
+            if counted:
+                self._errors[rule] += 1
             level = logging.DEBUG if isinstance(e, EvaluationError) else logging.WARNING
             log.log(level, "rule %s: match failed, counted as false: %s", rule, e)
             if trace is not None:
                 trace.matched(step, rule, ERRORED, str(e))
             return False
+        if held and counted:
+            self._matches[rule] += 1
         if trace is not None:
             trace.matched(step, rule, HELD if held else FAILED)
         return held
 
     def count(self, dest: Destination, outcome: str) -> None:
         self.stats.dispatches[(dest.handler.fqn, dest.template.name, outcome)] += 1
+
+    def timed(self, dest: Destination, started: float) -> None:
+        """Record how long a call of `dest` took, since `started` (perf_counter)."""
+        self._seconds.of((dest.handler.fqn, dest.template.name)).observe(perf_counter() - started)
 
     async def gather(
         self,
@@ -81,13 +103,21 @@ class Calls:
         trace: Trace | None,
     ) -> None:
         """Await `pending` together for at most `deadline` seconds: each answer goes to `answers` as
-        (handler FQN, answer), each failure to `errors`; late calls are cancelled."""
+        (handler FQN, answer), each failure to `errors`; late calls are cancelled. Each call's time to
+        answer (the deadline for a late one) is recorded."""
+        started = perf_counter()
         tasks = [asyncio.ensure_future(answer) for _, answer, _, _ in pending]
+        finished: dict[asyncio.Future[Any], float] = {}
+        for task in tasks:
+            task.add_done_callback(lambda done: finished.setdefault(done, perf_counter()))
         _done, late = await asyncio.wait(tasks, timeout=deadline)
         for task in late:
             task.cancel()
+        seconds = self._seconds
         for (dest, _, rule, instances), task in zip(pending, tasks, strict=True):
             handler = dest.handler.fqn
+            took = deadline if task in late else finished.get(task, perf_counter()) - started
+            seconds.of((handler, dest.template.name)).observe(took)
             if task in late:
                 error = f"no answer within {deadline:.3g}s"
             elif (e := task.exception()) is not None:

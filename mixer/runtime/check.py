@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from time import perf_counter
 from typing import Any
 
 from ..adapter import CheckResult, Code, DirectResponse
@@ -70,7 +71,7 @@ class CheckStep:
         errors: list[str] = []
         for dest in routes.check:
             for group in dest.groups:
-                if calls.holds(group.match, group.rule, bag, CHECK, trace):
+                if calls.holds(group.match, group.rule, bag, CHECK, trace, group.counted):
                     self._call_each(dest, group, bag, answers, pending, errors, trace)
         if pending:
             await calls.gather(pending, calls.deadline(timeout), answers, errors, CHECK, trace)
@@ -103,9 +104,11 @@ class CheckStep:
                 if trace is not None:
                     trace.called(CHECK, dest, group.rule, (builder.fqn,), None, f"instance: {e}", False)
                 continue
+            started = perf_counter()
             try:
                 answer = dest.method(instance)
             except Exception as e:
+                calls.timed(dest, started)
                 calls.count(dest, "error")
                 errors.append(f"{handler}: {type(e).__name__}: {e}")
                 if trace is not None:
@@ -114,6 +117,7 @@ class CheckStep:
             if dest.is_async:
                 pending.append((dest, answer, group.rule, (builder.fqn,)))
             else:
+                calls.timed(dest, started)
                 calls.count(dest, "ok")
                 answers.append((handler, answer))
                 if trace is not None:
@@ -126,7 +130,7 @@ class CheckStep:
         request: list[HeaderOperation] = []
         response: list[HeaderOperation] = []
         for rule in rules:
-            if not self._calls.holds(rule.match, rule.rule, bag, HEADERS, trace):
+            if not self._calls.holds(rule.match, rule.rule, bag, HEADERS, trace, rule.counted):
                 continue
             for ops, out in ((rule.request, request), (rule.response, response)):
                 for op in ops:

@@ -156,6 +156,7 @@ class Runtime:
         self.stats.config_loads += 1
         self.stats.handler_reuses += reused
         self.stats.resources = dict(snapshot.resources_by_kind)
+        self.stats.keep_only({rule.fqn for rule in snapshot.rules}, set(handlers))
         self.last_rejection = None
         self.loaded_at = self.clock()
         _log.info(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from time import perf_counter
 from typing import Any
 
 from ..attribute import AttributeBag
@@ -27,20 +28,23 @@ class GenerationStep:
         for dest in routes.generators:
             handler = dest.handler.fqn
             for group in dest.groups:
-                if not calls.holds(group.match, group.rule, bag, GENERATE, trace):
+                if not calls.holds(group.match, group.rule, bag, GENERATE, trace, group.counted):
                     continue
                 for builder in group.instances:
+                    started = perf_counter()
                     try:
                         output = dest.method(builder.build(bag))
                         if dest.is_async:
                             output = await asyncio.wait_for(output, calls.deadline(timeout))
                         generated = _bind(builder.template.output_prefix, builder.bindings, output)
                     except Exception as e:
+                        calls.timed(dest, started)
                         calls.stats.generator_failures += 1
                         calls.count(dest, "error")
                         if trace is not None:
                             trace.called(GENERATE, dest, group.rule, (builder.fqn,), error=str(e))
                         raise DispatchError(f"preprocessing attributes failed: {handler}: {e}") from e
+                    calls.timed(dest, started)
                     calls.count(dest, "ok")
                     if trace is not None:
                         trace.called(GENERATE, dest, group.rule, (builder.fqn,), generated)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 from ..adapter import HANDLE_QUOTAS, QuotaArgs, QuotaResult
@@ -116,13 +117,16 @@ class QuotaStep:
 
     async def _one(self, call: QuotaCall, timeout: float | None) -> None:
         dest = call.destination
+        started = perf_counter()
         try:
             result = dest.method(call.instance, call.args)
             if dest.is_async:
                 result = await asyncio.wait_for(result, self._calls.deadline(timeout))
         except Exception as e:
+            self._calls.timed(dest, started)
             self._failed(call, e)
             return
+        self._calls.timed(dest, started)
         self._calls.count(dest, "ok")
         call.result = result
 
@@ -130,6 +134,7 @@ class QuotaStep:
         self, dest: Destination, batch: _Batch, calls: list[QuotaCall], timeout: float | None
     ) -> None:
         method, is_async = batch
+        started = perf_counter()
         try:
             results = method([(call.instance, call.args) for call in calls])
             if is_async:
@@ -140,9 +145,11 @@ class QuotaStep:
                 got = f"{len(results)} results" if isinstance(results, Sequence) else type(results).__name__
                 raise TypeError(f"{HANDLE_QUOTAS} answered {got} for {len(calls)} quotas")
         except Exception as e:
+            self._calls.timed(dest, started)
             for call in calls:
                 self._failed(call, e)
             return
+        self._calls.timed(dest, started)  # one handler call, however many quotas it answered
         for call, result in zip(calls, results, strict=True):
             self._calls.count(dest, "ok")
             call.result = result

@@ -10,6 +10,7 @@ handler whose build failed is counted and left out, as Mixer did.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 from ..attribute import AttributeBag
@@ -43,7 +44,7 @@ class ReportStep:
         buffers = batch.buffers
         for dest in routes.report:
             for group in dest.groups:
-                if not calls.holds(group.match, group.rule, bag, REPORT, trace):
+                if not calls.holds(group.match, group.rule, bag, REPORT, trace, group.counted):
                     continue
                 for builder in group.instances:
                     try:
@@ -67,6 +68,7 @@ class ReportStep:
         pending: list[Pending] = []
         for key, (dest, instances) in batch.buffers.items():
             fqns = tuple(batch.instances.get(key, ())) if trace is not None else ()
+            started = perf_counter()
             try:
                 answer = dest.method(instances)
             except HandlerUnavailable as e:
@@ -77,6 +79,7 @@ class ReportStep:
                     trace.called(REPORT, dest, "", fqns, error=str(e))
                 continue
             except Exception as e:
+                calls.timed(dest, started)
                 calls.count(dest, "error")
                 errors.append(f"{dest.handler.fqn}: {type(e).__name__}: {e}")
                 if trace is not None:
@@ -86,6 +89,7 @@ class ReportStep:
             if dest.is_async:
                 pending.append((dest, answer, "", fqns))
             else:
+                calls.timed(dest, started)
                 calls.count(dest, "ok")
                 if trace is not None:
                     trace.called(REPORT, dest, "", fqns, answer)

@@ -9,7 +9,7 @@ outbound: source.namespace). The table is immutable once built; a config change 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..adapter import HANDLE_QUOTAS, Variety
@@ -25,11 +25,13 @@ Match = Callable[[AttributeBag], Any] | None  # None: always true
 
 @dataclass(slots=True)
 class Group:
-    """The instances one rule sends to a destination, and the rule's match."""
+    """The instances one rule sends to a destination, and the rule's match. `counted`: this group's
+    evaluation counts in the rule's metrics (the first of the rule's groups in its dispatch step)."""
 
     rule: str
     match: Match
     instances: list[InstanceBuilder] = field(default_factory=list)
+    counted: bool = True
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class HeaderRule:
     match: Match
     request: tuple[HeaderOperationConfig, ...]
     response: tuple[HeaderOperationConfig, ...]
+    counted: bool = True  # False when the check step already counts the rule
 
 
 @dataclass(slots=True)
@@ -112,7 +115,23 @@ def _routes(rules: list[RuleConfig], snapshot: Snapshot, handlers: Mapping[str, 
                     dest.groups[-1].instances.append(builder)
                 else:
                     dest.groups.append(Group(rule.fqn, match, [builder]))
+    _count_once(routes)
     return routes
+
+
+def _count_once(routes: Routes) -> None:
+    """Mark which evaluations of a rule count in its metrics: one per dispatch step, however many
+    handlers the rule sends to; the headers step counts only rules the check step does not."""
+    for step in (routes.check, routes.report, routes.generators):
+        seen: set[str] = set()
+        for dest in step:
+            for group in dest.groups:
+                group.counted = group.rule not in seen
+                seen.add(group.rule)
+    in_check = {group.rule for dest in routes.check for group in dest.groups}
+    routes.header_rules = [
+        replace(rule, counted=False) if rule.rule in in_check else rule for rule in routes.header_rules
+    ]
 
 
 class RoutingTable:

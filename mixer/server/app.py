@@ -328,7 +328,7 @@ async def start(
     MixerApi(
         dispatcher, stats, max_report_values=settings.max_message_size // 4, decisions=decisions
     ).add_to_server(server)
-    front_end = FrontEndContext(dispatcher, runtime, registry, settings, decisions=decisions)
+    front_end = FrontEndContext(dispatcher, runtime, registry, settings, decisions=decisions, stats=stats)
     if decisions.writer is not None:  # started with the server below; closed after its last call
         front_end.closers.append(decisions.writer.aclose)
     envoy_services = add_envoy_services(server, front_end)

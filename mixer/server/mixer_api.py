@@ -31,6 +31,7 @@ With DELTA_ENCODING a bad bag is skipped and the next one builds on the last goo
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 
 import grpc
 from google.protobuf import duration_pb2
@@ -53,7 +54,7 @@ from ..dispatch import ALLOW, CheckOutcome, Dispatcher, DispatchError, QuotaOutc
 from .decisions import MIXER_CHECK, OFF, DecisionLog
 from .frontend import Method, Rejection, check_failed, count_by_number
 from .raw_handlers import add_raw_handlers
-from .stats import Stats
+from .stats import MIXER_CHECK_API, MIXER_REPORT_API, Stats, count_code, quota_result
 
 SERVICE_NAME: str = mixer_pb2.DESCRIPTOR.services_by_name["Mixer"].full_name
 
@@ -160,6 +161,8 @@ class MixerApi:
         self._max_report_values = max_report_values  # attribute values of one Report's bags together
         self._count_check = count_by_number(stats.check_codes)
         self._count_report = count_by_number(stats.report_codes)
+        self._check_seconds = stats.durations.of(MIXER_CHECK_API)
+        self._report_seconds = stats.durations.of(MIXER_REPORT_API)
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {
@@ -171,19 +174,25 @@ class MixerApi:
     # -- gRPC entry points: every failure becomes a status -------------------------------------------
 
     async def check(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        started = perf_counter()
         try:
             body = await self._check(raw, context.time_remaining())
         except Exception as e:
+            self._check_seconds.observe(perf_counter() - started)
             await _CHECK.abort(context, e, self._count_check)
         self._stats.check_codes[0] += 1
+        self._check_seconds.observe(perf_counter() - started)
         return body
 
     async def report(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        started = perf_counter()
         try:
             body = await self._report(raw)
         except Exception as e:
+            self._report_seconds.observe(perf_counter() - started)
             await _REPORT.abort(context, e, self._count_report)
         self._stats.report_codes[0] += 1
+        self._report_seconds.observe(perf_counter() - started)
         return body
 
     # -- the work -----------------------------------------------------------------------------------
@@ -212,6 +221,7 @@ class MixerApi:
                 outcome = await note.check(self._dispatcher, bag, wanted, request.deduplication_id, timeout)
         except DispatchError as e:
             raise check_failed(e) from None
+        count_code(stats.check_verdicts, outcome.status_code)
         if outcome is ALLOW and not bag.raw_references:
             return _ALLOW_BYTES
 
@@ -226,6 +236,8 @@ class MixerApi:
         if outcome.quotas:
             stats.quota_requests += len(outcome.quotas)
             for name, quota in outcome.quotas.items():
+                asked = wanted[name].amount if name in wanted else quota.granted_amount
+                stats.quota_results[quota_result(asked, quota.granted_amount)] += 1
                 quota_refs = bag.reference_items() if quota.references is None else quota.references
                 _fill_quota(response.quotas[name], quota, encode_reference_items(quota_refs, gwc))
         return response.SerializeToString()

@@ -2,7 +2,7 @@
 
 | path | answer |
 |---|---|
-| `/metrics` | Prometheus text of mixerd's own metrics (stats.py) and process metrics |
+| `/metrics` | mixerd's own metrics (stats.py), every one listed in docs/metrics.md, and process metrics |
 | `/version` | `{"version": "<mixerd version>"}` (Mixer's liveness probe path) |
 | `/healthz` | 200 `ok` while the process runs |
 | `/readyz` | 200 `ok` while the gRPC server serves; 503 `not serving` before start and during shutdown |

@@ -335,16 +335,27 @@ def test_redis_killed_mid_run_check_answers_in_time_and_recovers(tmp_path: Path,
             response = stub.Check(_check_request(user, {"fixed": (1, False)}, next(ids)), timeout=timeout)
             return _grants(response)["fixed"]
 
+        def backend() -> tuple[float, float]:
+            """(mixerd_quota_backend_up, mixerd_quota_fail_policy_answers_total) of the handler."""
+            found = mixer.metrics()
+            labels = 'adapter="redisquota",handler="rq.handler.istio-system"'
+            answers = f'mixerd_quota_fail_policy_answers_total{{{labels},policy="{policy}"}}'
+            return found[f"mixerd_quota_backend_up{{{labels}}}"], found[answers]
+
         first = check("ann")
         assert first[0] == 1 and _from_redis(first)
+        assert backend() == (1, 0)
         peer.kill()
         for user in ("ann", "bob", "cid"):
             started = time.monotonic()
             answer = check(user, timeout=0.5)
             assert time.monotonic() - started < 0.5
             assert answer == ((1, 0, 0) if policy == "open" else (0, 0, UNAVAILABLE))
+        # Seen on /metrics, not only in a log line: the backend is down, three answers were the policy's.
+        assert backend() == (0, 3)
         peer.start()  # empty, on the same port; mixerd is not restarted
         redis_peers.wait_until(lambda: _from_redis(check("dan")), 5, "quota answered by Redis again")
+        assert backend()[0] == 1
         peer.pause()  # hung: the port is open, nothing answers
         try:
             started = time.monotonic()

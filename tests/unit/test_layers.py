@@ -15,7 +15,16 @@ MIXER = Path(__file__).resolve().parents[2] / "mixer"
 #: mixerd's top-level modules and packages, lowest layer first. "__init__" is the package itself
 #: (`from mixerd import __version__`).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "api", "bundled", "http_server", "logs", "regex", "settings"),  # nothing of mixerd
+    (
+        "__init__",
+        "api",
+        "bundled",
+        "histogram",
+        "http_server",
+        "logs",
+        "regex",
+        "settings",
+    ),  # nothing of mixerd
     ("attribute",),
     ("lang", "params", "templates"),
     ("adapter", "batching", "hookspecs", "plugins"),  # the adapter SDK

@@ -23,6 +23,7 @@ from ...dispatch import Dispatcher
 from ...runtime import Runtime
 from ...settings import Settings
 from ..decisions import OFF, DecisionLog
+from ..stats import Stats
 from .accesslog_streams import StreamRegistry
 
 
@@ -43,6 +44,8 @@ class FrontEndContext:
     access_log_streams: StreamRegistry = field(default_factory=StreamRegistry)
     #: Where ext_authz and rate limit decisions are recorded (decision logs, debug lines).
     decisions: DecisionLog = OFF
+    #: The server's own counters; each front-end times its calls into `stats.durations`.
+    stats: Stats = field(default_factory=Stats)
 
 
 def add_envoy_services(server: grpc.aio.Server, context: FrontEndContext) -> list[str]:

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -37,6 +38,7 @@ from ...api.envoy.service.accesslog.v3 import als_pb2
 from ...attribute import AttributeBag
 from ...dispatch import Dispatcher, DispatchError
 from ..raw_handlers import ENVOY_ACCESS_LOG_SERVICE, add_raw_handlers
+from ..stats import ACCESSLOG_API, Stats
 from .accesslog_attributes import (
     NO_REPORTER,
     ConnectionBytes,
@@ -153,7 +155,9 @@ class AccessLogService:
         stopping: asyncio.Event | None = None,
         streams: StreamRegistry | None = None,
         clock: Callable[[], int] = time.time_ns,
+        server_stats: Stats | None = None,
     ) -> None:
+        self._seconds = (server_stats or Stats()).durations.of(ACCESSLOG_API)  # per message
         self._dispatcher = dispatcher
         self._clock = clock
         self.stats = stats
@@ -173,9 +177,11 @@ class AccessLogService:
         stream = _Stream(self.streams.open(context.peer() or "", self._clock()))
         try:
             async for raw in _until(requests, self._stopping):
+                started = perf_counter()
                 bags = self._bags(raw, stream)
                 if bags:
                     await self._report(bags, stream)
+                self._seconds.observe(perf_counter() - started)
         finally:
             stats.streams_open -= 1
             self.streams.close(stream.info)
@@ -272,6 +278,8 @@ def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
     stats = AccessLogStats()
     context.registry.register(AccessLogCollector(stats))
     clock = context.runtime.clock if context.runtime is not None else time.time_ns
-    service = AccessLogService(context.dispatcher, stats, context.stopping, context.access_log_streams, clock)
+    service = AccessLogService(
+        context.dispatcher, stats, context.stopping, context.access_log_streams, clock, context.stats
+    )
     service.add_to_server(server)
     return SERVICE_NAME

@@ -27,6 +27,7 @@ treated the same by Envoy 1.40 but not by older versions, so a failure is a plai
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -34,10 +35,11 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from ...api.envoy.service.auth.v3 import external_auth_pb2
 from ...attribute import AttributeBag
-from ...dispatch import ALLOW, OK, Dispatcher, DispatchError, QuotaRequest
+from ...dispatch import ALLOW, Dispatcher, DispatchError, QuotaRequest
 from ..decisions import EXT_AUTHZ, OFF, DecisionLog
 from ..frontend import Method, Rejection, check_failed
 from ..raw_handlers import ENVOY_AUTHORIZATION, add_raw_handlers
+from ..stats import EXT_AUTHZ_API, Stats
 from .authz_attributes import AttributeView, BadAttributes
 from .authz_metrics import AuthzCollector, AuthzStats
 from .authz_response import response_bytes
@@ -66,21 +68,27 @@ class AuthorizationService:
         cache: VerdictCache | None,
         stats: AuthzStats,
         decisions: DecisionLog = OFF,
+        server_stats: Stats | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self._decisions = decisions
         self._cache = cache
         self._stats = stats
+        self._seconds = (server_stats or Stats()).durations.of(EXT_AUTHZ_API)
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {"Check": grpc.unary_unary_rpc_method_handler(self.check)}
         add_raw_handlers(server, SERVICE_NAME, handlers)
 
     async def check(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        started = perf_counter()
         try:
-            return await self._check(raw, context.time_remaining())
+            body = await self._check(raw, context.time_remaining())
         except Exception as e:
+            self._seconds.observe(perf_counter() - started)
             await _CHECK.abort(context, e, self._count_failure)
+        self._seconds.observe(perf_counter() - started)
+        return body
 
     def _count_failure(self, code: grpc.StatusCode) -> None:
         if code == _INVALID_ARGUMENT:
@@ -106,10 +114,7 @@ class AuthorizationService:
             generation = cache.generation()
             hit = cache.lookup(view)
             if hit is not None:
-                if hit.allowed:
-                    self._stats.allowed += 1
-                else:
-                    self._stats.denied += 1
+                self._stats.verdict(hit.code)
                 if note is not None:
                     note.cached(view.get("request.id"), hit.body)
                 return hit.body
@@ -125,10 +130,7 @@ class AuthorizationService:
         except DispatchError as e:
             raise check_failed(e) from None
         body = _ALLOW_BYTES if outcome is ALLOW else response_bytes(outcome)
-        if outcome.status_code == OK:
-            self._stats.allowed += 1
-        else:
-            self._stats.denied += 1
+        self._stats.verdict(outcome.status_code)
         if cache is not None:
             references = bag.reference_items() if outcome.references is None else outcome.references
             cache.store(
@@ -161,5 +163,7 @@ def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
         cache = VerdictCache(size, max_bytes=budget, generation=generation)
     stats = AuthzStats()
     context.registry.register(AuthzCollector(stats, cache))
-    AuthorizationService(context.dispatcher, cache, stats, context.decisions).add_to_server(server)
+    AuthorizationService(context.dispatcher, cache, stats, context.decisions, context.stats).add_to_server(
+        server
+    )
     return SERVICE_NAME

@@ -3,6 +3,8 @@
 - `mixerd_authz_requests_total{outcome}`: Check calls by answer: `allowed` (OK), `denied` (a deny
   verdict), `error` (a gRPC error status: an adapter failed or timed out, or mixerd failed), `invalid`
   (INVALID_ARGUMENT: the request could not be read);
+- `mixerd_authz_verdicts_total{code}`: the allowed and denied ones by the verdict's status (OK,
+  PERMISSION_DENIED, UNAUTHENTICATED, ...), from the cache or the rules;
 - `mixerd_authz_cache_hits_total`, `mixerd_authz_cache_misses_total`: Checks the verdict cache answered,
   and those it could not (dispatched to the rules);
 - `mixerd_authz_cache_evictions_total{reason}`: verdicts dropped: `size` (to stay within
@@ -24,6 +26,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..stats import by_code, count_code
 from .verdict_cache import EVICTION_REASONS, VerdictCache
 
 ALLOWED, DENIED, ERROR, INVALID = "allowed", "denied", "error", "invalid"
@@ -31,15 +34,25 @@ OUTCOMES = (ALLOWED, DENIED, ERROR, INVALID)
 
 
 class AuthzStats:
-    """Request counts by outcome; plain ints bumped on the event loop (see mixerd.server.stats)."""
+    """Request counts by outcome, and verdicts by status; plain ints bumped on the event loop (see
+    mixerd.server.stats)."""
 
-    __slots__ = ("allowed", "denied", "error", "invalid")
+    __slots__ = ("allowed", "denied", "error", "invalid", "verdicts")
 
     def __init__(self) -> None:
         self.allowed = 0
         self.denied = 0
         self.error = 0
         self.invalid = 0
+        self.verdicts = [0] * 17  # by gRPC status number
+
+    def verdict(self, code: int) -> None:
+        """Count an answered Check whose verdict has status `code`."""
+        if code == 0:
+            self.allowed += 1
+        else:
+            self.denied += 1
+        count_code(self.verdicts, code)
 
 
 class AuthzCollector(Collector):
@@ -54,6 +67,11 @@ class AuthzCollector(Collector):
         for outcome in OUTCOMES:
             requests.add_metric([outcome], getattr(self._stats, outcome))
         yield requests
+        yield by_code(
+            "mixerd_authz_verdicts",
+            "ext_authz Checks answered with a verdict, by the verdict's status (OK, PERMISSION_DENIED, ...).",
+            self._stats.verdicts,
+        )
         cache = self._cache
         if cache is None:
             return

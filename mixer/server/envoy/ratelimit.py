@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -37,6 +38,7 @@ from ...runtime.ratelimit import DescriptorRequest, RateLimiter, RateLimitFailed
 from ..decisions import OFF, RATELIMIT, DecisionLog
 from ..frontend import Method, Rejection, StatusCounter
 from ..raw_handlers import ENVOY_RATE_LIMIT_SERVICE, add_raw_handlers
+from ..stats import RATELIMIT_API, Stats
 from .ratelimit_response import NO_EXTRAS, ResponseOptions, encode
 from .ratelimit_stats import RateLimitCollector, RateLimitStats
 from .ratelimit_statsd import StatsdSink
@@ -104,17 +106,26 @@ class RateLimitService:
         stats: RateLimitStats,
         options: ResponseOptions = NO_EXTRAS,
         decisions: DecisionLog = OFF,
+        server_stats: Stats | None = None,
     ) -> None:
         self._limiter = limiter
         self._decisions = decisions
         self._stats = stats
         self._options = options
+        self._seconds = (server_stats or Stats()).durations.of(RATELIMIT_API)
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         handlers = {"ShouldRateLimit": grpc.unary_unary_rpc_method_handler(self.should_rate_limit)}
         add_raw_handlers(server, SERVICE_NAME, handlers)
 
     async def should_rate_limit(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        started = perf_counter()
+        try:
+            return await self._should_rate_limit(raw, context)
+        finally:  # answered or aborted (abort raises)
+            self._seconds.observe(perf_counter() - started)
+
+    async def _should_rate_limit(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
             request = _Request.FromString(raw)
         except DecodeError as e:
@@ -160,5 +171,6 @@ def add_to_server(server: grpc.aio.Server, context: FrontEndContext) -> str:
             sink.config_loads = lambda: (runtime.stats.config_loads, runtime.stats.config_rejections)
         sink.start()
         context.closers.append(sink.close)
-    RateLimitService(limiter, stats, ResponseOptions.of(settings), context.decisions).add_to_server(server)
+    service = RateLimitService(limiter, stats, ResponseOptions.of(settings), context.decisions, context.stats)
+    service.add_to_server(server)
     return SERVICE_NAME

@@ -64,20 +64,24 @@ _ABSENCE = Condition.ABSENCE
 
 
 class CachedVerdict:
-    """A stored answer: the serialized CheckResponse and whether it allowed, with its remaining terms;
-    `size` is the bytes its entry holds (key included)."""
+    """A stored answer: the serialized CheckResponse and its verdict's status code (0: allowed), with its
+    remaining terms; `size` is the bytes its entry holds (key included)."""
 
-    __slots__ = ("allowed", "body", "expires_at", "size", "uses_left")
+    __slots__ = ("body", "code", "expires_at", "size", "uses_left")
 
-    def __init__(self, body: bytes, allowed: bool, expires_at: int, uses_left: int, size: int = 0) -> None:
+    def __init__(self, body: bytes, code: int, expires_at: int, uses_left: int, size: int = 0) -> None:
         self.body = body
-        self.allowed = allowed
+        self.code = code
         self.expires_at = expires_at
         self.uses_left = uses_left
         self.size = size
 
+    @property
+    def allowed(self) -> bool:
+        return self.code == 0
 
-_VERDICT_SIZE = sys.getsizeof(CachedVerdict(b"", True, 0, 0))
+
+_VERDICT_SIZE = sys.getsizeof(CachedVerdict(b"", 0, 0, 0))
 
 
 def _footprint(value: Any) -> int:
@@ -308,7 +312,7 @@ class VerdictCache:
         if replaced is not None:
             self.bytes -= replaced.size
         entries[key] = CachedVerdict(
-            body, status_code == 0, self._clock() + valid_duration_ns, valid_use_count - 1, size
+            body, status_code, self._clock() + valid_duration_ns, valid_use_count - 1, size
         )
         self.bytes += size
         while len(entries) > self.max_entries or self.bytes > self.max_bytes:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ....adapter import BACKEND_STATE, TOP_COUNTERS
 from ..context import AdminContext
 from ..html import Markup, anchor, badge, el, table
 from ..redact import redact
@@ -30,13 +31,13 @@ def quotas_data(ctx: AdminContext) -> Data:
         if built.handler is None:
             continue
         base = {"handler": fqn, "adapter": built.config.adapter.name}
-        top = getattr(built.handler, "top_counters", None)
+        top = getattr(built.handler, TOP_COUNTERS, None)
         if callable(top):
             try:
                 counters.append(base | dict(top(TOP)))
             except Exception as e:  # one handler must not take the page down
                 counters.append(base | {"error": f"{type(e).__name__}: {e}"})
-        state = getattr(built.handler, "backend_state", None)
+        state = getattr(built.handler, BACKEND_STATE, None)
         if callable(state):
             try:
                 found = dict(state())
