@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_left
 from collections.abc import Awaitable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -86,12 +87,19 @@ class Calls:
             trace.matched(step, rule, HELD if held else FAILED)
         return held
 
-    def count(self, dest: Destination, outcome: str) -> None:
-        self.stats.dispatches[(dest.handler.fqn, dest.template.name, outcome)] += 1
+    def count(self, dest: Destination, outcome: str, started: float | None = None) -> None:
+        """Count a call of `dest` by its outcome and, given when it `started` (perf_counter), time it."""
+        self.stats.dispatches[(*dest.key, outcome)] += 1
+        if started is not None:
+            # Histogram.observe inlined: this runs for every handler call.
+            took = perf_counter() - started
+            histogram = self._seconds.by_labels.get(dest.key) or self._seconds.of(dest.key)
+            histogram.counts[bisect_left(histogram.bounds, took)] += 1
+            histogram.sum += took
 
     def timed(self, dest: Destination, started: float) -> None:
         """Record how long a call of `dest` took, since `started` (perf_counter)."""
-        self._seconds.of((dest.handler.fqn, dest.template.name)).observe(perf_counter() - started)
+        self._seconds.of(dest.key).observe(perf_counter() - started)
 
     async def gather(
         self,
@@ -117,7 +125,7 @@ class Calls:
         for (dest, _, rule, instances), task in zip(pending, tasks, strict=True):
             handler = dest.handler.fqn
             took = deadline if task in late else finished.get(task, perf_counter()) - started
-            seconds.of((handler, dest.template.name)).observe(took)
+            seconds.of(dest.key).observe(took)
             if task in late:
                 error = f"no answer within {deadline:.3g}s"
             elif (e := task.exception()) is not None:

@@ -108,8 +108,7 @@ class CheckStep:
             try:
                 answer = dest.method(instance)
             except Exception as e:
-                calls.timed(dest, started)
-                calls.count(dest, "error")
+                calls.count(dest, "error", started)
                 errors.append(f"{handler}: {type(e).__name__}: {e}")
                 if trace is not None:
                     trace.called(CHECK, dest, group.rule, (builder.fqn,), error=f"{type(e).__name__}: {e}")
@@ -117,8 +116,7 @@ class CheckStep:
             if dest.is_async:
                 pending.append((dest, answer, group.rule, (builder.fqn,)))
             else:
-                calls.timed(dest, started)
-                calls.count(dest, "ok")
+                calls.count(dest, "ok", started)
                 answers.append((handler, answer))
                 if trace is not None:
                     trace.called(CHECK, dest, group.rule, (builder.fqn,), answer)

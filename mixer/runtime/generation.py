@@ -38,14 +38,12 @@ class GenerationStep:
                             output = await asyncio.wait_for(output, calls.deadline(timeout))
                         generated = _bind(builder.template.output_prefix, builder.bindings, output)
                     except Exception as e:
-                        calls.timed(dest, started)
                         calls.stats.generator_failures += 1
-                        calls.count(dest, "error")
+                        calls.count(dest, "error", started)
                         if trace is not None:
                             trace.called(GENERATE, dest, group.rule, (builder.fqn,), error=str(e))
                         raise DispatchError(f"preprocessing attributes failed: {handler}: {e}") from e
-                    calls.timed(dest, started)
-                    calls.count(dest, "ok")
+                    calls.count(dest, "ok", started)
                     if trace is not None:
                         trace.called(GENERATE, dest, group.rule, (builder.fqn,), generated)
                     bag.merge_under(generated)

@@ -123,11 +123,9 @@ class QuotaStep:
             if dest.is_async:
                 result = await asyncio.wait_for(result, self._calls.deadline(timeout))
         except Exception as e:
-            self._calls.timed(dest, started)
-            self._failed(call, e)
+            self._failed(call, e, started)
             return
-        self._calls.timed(dest, started)
-        self._calls.count(dest, "ok")
+        self._calls.count(dest, "ok", started)
         call.result = result
 
     async def _batch(
@@ -154,9 +152,9 @@ class QuotaStep:
             self._calls.count(dest, "ok")
             call.result = result
 
-    def _failed(self, call: QuotaCall, e: Exception) -> None:
+    def _failed(self, call: QuotaCall, e: Exception, started: float | None = None) -> None:
         # Mixer: a failed quota dispatch leaves the grant at 0 and the call goes on (MIXER.md 8.4).
-        self._calls.count(call.destination, "error")
+        self._calls.count(call.destination, "error", started)
         handler = call.destination.handler.fqn
         log.warning("quota %s: handler %s failed: %s: %s", call.name, handler, type(e).__name__, e)
         call.failed = True

@@ -79,8 +79,7 @@ class ReportStep:
                     trace.called(REPORT, dest, "", fqns, error=str(e))
                 continue
             except Exception as e:
-                calls.timed(dest, started)
-                calls.count(dest, "error")
+                calls.count(dest, "error", started)
                 errors.append(f"{dest.handler.fqn}: {type(e).__name__}: {e}")
                 if trace is not None:
                     error = f"{type(e).__name__}: {e}"
@@ -89,8 +88,7 @@ class ReportStep:
             if dest.is_async:
                 pending.append((dest, answer, "", fqns))
             else:
-                calls.timed(dest, started)
-                calls.count(dest, "ok")
+                calls.count(dest, "ok", started)
                 if trace is not None:
                     trace.called(REPORT, dest, "", fqns, answer)
         if pending:

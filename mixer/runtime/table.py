@@ -44,6 +44,10 @@ class Destination:
     # QUOTA: the handler's optional `handle_quotas` (all of one Check's quotas in one call), and whether
     # to await it; None when it has none.
     batch: tuple[Callable[..., Any], bool] | None = None
+    key: tuple[str, str] = ("", "")  # (handler FQN, template): its metrics' labels
+
+    def __post_init__(self) -> None:
+        self.key = (self.handler.fqn, self.template.name)
 
 
 @dataclass(frozen=True, slots=True)
