@@ -333,6 +333,7 @@ async def start(
         front_end.closers.append(decisions.writer.aclose)
     envoy_services = add_envoy_services(server, front_end)
     admin_context.streams = front_end.access_log_streams
+    admin_context.decisions = decisions.writer
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     served = (SERVICE_NAME, *envoy_services, _HEALTH_SERVICE, reflection.SERVICE_NAME)

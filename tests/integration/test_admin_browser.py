@@ -93,6 +93,7 @@ def test_the_nav_leads_to_every_view_showing_the_served_config(
     assert "redis://:***@127.0.0.1:1/0" in shown["quotas"] and "not connected" in shown["quotas"]
     assert "per-ip" in shown["ratelimits"] and "remote_address" in shown["ratelimits"]
     assert "No Envoy has an access-log stream open." in shown["accesslog"]
+    assert "Decision logs are off" in shown["decisions"] and "--decision-log stdout" in shown["decisions"]
     for text in shown.values():
         assert "hunter2" not in text
     # What users wrote stayed text: no element came of it, no script ran.

@@ -266,6 +266,16 @@ def test_each_api_writes_one_line_per_decision(
     assert "mixerd_decision_log_written_total 6.0" in metrics
     assert "mixerd_decision_log_dropped_total 0.0" in metrics
 
+    # The admin page's Decisions view: the same records, newest first, as the log has them.
+    with urllib.request.urlopen(f"{server.admin_url}/debug/decisions", timeout=10) as response:
+        recent = json.load(response)
+    assert recent["on"] is True and recent["written"] == 6
+    assert recent["recent"] == list(reversed(records))
+    with urllib.request.urlopen(f"{server.admin_url}/decisions", timeout=10) as response:
+        page = response.read().decode()
+    assert "mixer-denied" in page and "deny-bots.rule.istio-system (check)" in page
+    assert "remote_address=10.0.0.9" in page and "s3cret" not in page
+
 
 def test_the_documented_example_has_the_real_fields(
     start_mixer_server: Any, config: Path, tmp_path: Path

@@ -19,6 +19,7 @@ from typing import Any
 from ...plugins import Origin, PluginError, adapter_origins, make_plugin_manager
 from ...runtime import Runtime
 from ...settings import Settings
+from ..decisions import DecisionWriter
 from ..envoy.accesslog_streams import StreamRegistry
 
 
@@ -30,6 +31,7 @@ class AdminContext:
     started_at: int = 0  # clock ns when the server started
     grpc_address: str = ""  # host:port of the gRPC server, once bound
     loop: asyncio.AbstractEventLoop | None = None  # the server's event loop, where explanations run
+    decisions: DecisionWriter | None = None  # the decision log's writer, while the log is on
 
     @property
     def clock(self) -> Callable[[], int]:

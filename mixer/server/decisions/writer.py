@@ -25,6 +25,10 @@ from .record import Decision
 
 #: Records waiting to be written at most; beyond it they are dropped (docs/decision-logs.md).
 MAX_QUEUE = 10000
+#: The last lines written, kept for the admin page's Decisions view: at most this many, and this many
+#: characters together (a line longer than a tenth of that is not kept: a request can be large).
+RECENT_LINES = 100
+RECENT_CHARS = 1_000_000
 _CHUNK_CHARS = 64 * 1024  # one handler call per chunk: the rotating handler checks the size per call
 
 _log = logging.getLogger(__name__)
@@ -81,6 +85,33 @@ def stdout_sink() -> HandlerSink:
     return HandlerSink(_Stdout(sys.stdout))
 
 
+class RecentLines:
+    """The last lines written, newest last, within a count and a character budget. Appended by the
+    writer thread, read (`lines()`) by the admin page's threads."""
+
+    def __init__(self, most: int = RECENT_LINES, chars: int = RECENT_CHARS) -> None:
+        self._lines: collections.deque[str] = collections.deque()
+        self._most = most
+        self._budget = chars
+        self._chars = 0
+        self._lock = threading.Lock()
+        self.too_large = 0  # lines written but not kept here
+
+    def add(self, line: str) -> None:
+        if len(line) > self._budget // 10:
+            self.too_large += 1
+            return
+        with self._lock:
+            self._lines.append(line)
+            self._chars += len(line)
+            while len(self._lines) > self._most or self._chars > self._budget:
+                self._chars -= len(self._lines.popleft())
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+
 class DecisionWriter:
     """A bounded queue of decisions and the thread that writes them (see the module docstring)."""
 
@@ -101,6 +132,7 @@ class DecisionWriter:
         self._closed = False
         self.written = 0  # by the writer thread only
         self.dropped = 0  # by the request path only
+        self.recent = RecentLines()  # what the admin page shows
 
     def start(self) -> None:
         self._thread.start()
@@ -154,3 +186,5 @@ class DecisionWriter:
                 _log.exception("decision log: cannot write %d decisions", len(lines))
                 continue
             self.written += len(lines)
+            for line in lines:
+                self.recent.add(line)

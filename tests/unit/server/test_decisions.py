@@ -20,7 +20,7 @@ from mixerd.server.decisions import LOGGER, DecisionLog, DecisionWriter
 from mixerd.server.decisions.record import Decision
 from mixerd.server.decisions.recorder import traces
 from mixerd.server.decisions.render import Redaction, json_line, record, summary
-from mixerd.server.decisions.writer import file_sink
+from mixerd.server.decisions.writer import RecentLines, file_sink
 
 
 class BlockedSink:
@@ -153,3 +153,16 @@ def test_nothing_is_recorded_when_off_or_unsampled_unless_debug(caplog: pytest.L
 def test_a_dispatcher_without_trace_is_called_without_one() -> None:
     assert not traces(NoRulesDispatcher())
     assert traces(RuntimeDispatcher.__new__(RuntimeDispatcher))
+
+
+def test_the_recent_lines_kept_for_the_admin_page_are_bounded_in_count_and_size() -> None:
+    recent = RecentLines(most=3, chars=100)
+    for n in range(5):
+        recent.add(f"line {n}")
+    assert recent.lines() == ["line 2", "line 3", "line 4"]  # the newest, oldest first
+    recent.add("x" * 11)  # over a tenth of the budget: not kept, counted
+    assert recent.too_large == 1 and recent.lines()[-1] == "line 4"
+    roomy = RecentLines(most=50, chars=100)
+    for n in range(12):
+        roomy.add(f"{n:02d}" * 5)  # 10 characters each: the budget holds 10 of them
+    assert roomy.lines() == [f"{n:02d}" * 5 for n in range(2, 12)]

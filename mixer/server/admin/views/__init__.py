@@ -39,7 +39,7 @@ class View:
 
 
 def _views() -> tuple[View, ...]:
-    from . import accesslog, adapters, config, explain, quotas, ratelimits, routes
+    from . import accesslog, adapters, config, decisions, explain, quotas, ratelimits, routes
 
     return (
         config.VIEW,
@@ -48,6 +48,7 @@ def _views() -> tuple[View, ...]:
         quotas.VIEW,
         ratelimits.VIEW,
         accesslog.VIEW,
+        decisions.VIEW,
         explain.VIEW,
     )
 
