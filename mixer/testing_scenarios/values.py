@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..attribute import Duration, Timestamp, ValueType
+from ..attribute.typed import timestamp_value, typed_value
 from ..attribute.values import ip_text
 
 
@@ -34,55 +35,8 @@ class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message names the file and the place in it."""
 
 
-_TEXT_TYPES = (ValueType.STRING, ValueType.DNS_NAME, ValueType.EMAIL_ADDRESS, ValueType.URI)
-
-
-def timestamp_value(raw: Any) -> Timestamp:
-    if isinstance(raw, _dt.datetime):  # YAML reads an unquoted timestamp itself
-        return Timestamp.from_datetime(raw if raw.tzinfo else raw.replace(tzinfo=_dt.UTC))
-    if isinstance(raw, str):
-        return Timestamp.parse(raw)
-    raise ValueError(f"expected an RFC 3339 timestamp, got {raw!r}")
-
-
 def _text(raw: Any) -> str:
-    if isinstance(raw, str):
-        return raw
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return str(raw)
-    raise ValueError(f"expected a string, got {raw!r}")
-
-
-def _convert(value_type: ValueType, raw: Any) -> Any:
-    if value_type in _TEXT_TYPES:
-        return _text(raw)
-    if value_type is ValueType.INT64:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        raise ValueError(f"expected an integer, got {raw!r}")
-    if value_type is ValueType.DOUBLE:
-        if isinstance(raw, int | float) and not isinstance(raw, bool):
-            return float(raw)
-        raise ValueError(f"expected a number, got {raw!r}")
-    if value_type is ValueType.BOOL:
-        if isinstance(raw, bool):
-            return raw
-        raise ValueError(f"expected true or false, got {raw!r}")
-    if value_type is ValueType.TIMESTAMP:
-        return timestamp_value(raw)
-    if value_type is ValueType.DURATION:
-        if isinstance(raw, str):
-            return Duration.parse(raw)
-        raise ValueError(f"expected a duration such as 10ms, got {raw!r}")
-    if value_type is ValueType.IP_ADDRESS:
-        if isinstance(raw, str):
-            return ipaddress.ip_address(raw).packed
-        raise ValueError(f"expected an IP address, got {raw!r}")
-    if value_type is ValueType.STRING_MAP:
-        if isinstance(raw, Mapping):
-            return {str(k): _text(v) for k, v in raw.items()}
-        raise ValueError(f"expected a mapping, got {raw!r}")
-    raise ValueError(f"attributes of type {value_type.name} are not supported")
+    return typed_value(ValueType.STRING, raw, lenient=True)  # type: ignore[no-any-return]
 
 
 def _guess(raw: Any) -> Any:
@@ -105,7 +59,9 @@ def typed_bag(raw: Any, manifest: Mapping[str, ValueType], where: str) -> dict[s
     for name, value in raw.items():
         value_type = manifest.get(str(name))
         try:
-            out[str(name)] = _guess(value) if value_type is None else _convert(value_type, value)
+            out[str(name)] = (
+                _guess(value) if value_type is None else typed_value(value_type, value, lenient=True)
+            )
         except ValueError as e:
             declared = f" (declared {value_type.name})" if value_type is not None else ""
             raise ScenarioError(f"{where}.{name}{declared}: {e}") from None

@@ -242,11 +242,20 @@ def test_attributes_are_typed_by_the_manifest() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"source.ip": "nowhere"}, "bag.source.ip (declared IP_ADDRESS): 'nowhere' does not appear to be"),
-        ({"request.size": "big"}, "bag.request.size (declared INT64): expected an integer, got 'big'"),
+        (
+            {"source.ip": "nowhere"},
+            "bag.source.ip (declared IP_ADDRESS): expected an IPv4 or IPv6 address, got a string 'nowhere'",
+        ),
+        (
+            {"request.size": "big"},
+            "bag.request.size (declared INT64): expected an integer, got a string 'big'",
+        ),
         ({"response.duration": 5}, "bag.response.duration (declared DURATION): expected a duration"),
-        ({"request.headers": ["a"]}, "bag.request.headers (declared STRING_MAP): expected a mapping"),
-        ({"request.path": True}, "bag.request.path (declared STRING): expected a string, got True"),
+        (
+            {"request.headers": ["a"]},
+            "bag.request.headers (declared STRING_MAP): expected an object of strings, got an array",
+        ),
+        ({"request.path": True}, "bag.request.path (declared STRING): expected a string, got a boolean true"),
         ({"custom.list": [1]}, "bag.custom.list: cannot send [1] as an attribute value"),
     ],
 )

@@ -26,11 +26,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...attribute import Duration, Timestamp, ValueType
-from ...attribute.values import go_ip_text, parse_ip
+from ...attribute.typed import kind, typed_value
+from ...attribute.values import go_ip_text
 from .redact import MASK, is_secret_name, redact
-
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_TEXT = (ValueType.STRING, ValueType.DNS_NAME, ValueType.EMAIL_ADDRESS, ValueType.URI)
 
 
 class BadRequest(ValueError):
@@ -42,7 +40,7 @@ def typed_attributes(
 ) -> dict[str, Any]:
     """The bag values of `raw` (a JSON object), typed by `manifest` (see the module docstring)."""
     if not isinstance(raw, Mapping):
-        raise BadRequest(f"{where}: expected an object of attribute name -> value, got {_kind(raw)}")
+        raise BadRequest(f"{where}: expected an object of attribute name -> value, got {kind(raw)}")
     out: dict[str, Any] = {}
     for name, value in raw.items():
         declared = manifest.get(name)
@@ -56,66 +54,6 @@ def typed_attributes(
         except ValueError as e:
             raise BadRequest(f"{where}.{name} ({declared.name}): {e}") from None
     return out
-
-
-def typed_value(declared: ValueType, value: Any) -> Any:
-    """One JSON value as a bag value of type `declared`; ValueError saying what was expected."""
-    if declared in _TEXT:
-        if isinstance(value, str):
-            return value
-        raise ValueError(f"expected a string, got {_kind(value)}")
-    if declared is ValueType.INT64:
-        if isinstance(value, int) and not isinstance(value, bool):
-            if _INT64_MIN <= value <= _INT64_MAX:
-                return value
-            raise ValueError(f"{value} is out of the int64 range")
-        raise ValueError(f"expected an integer, got {_kind(value)}")
-    if declared is ValueType.DOUBLE:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise ValueError(f"expected a number, got {_kind(value)}")
-    if declared is ValueType.BOOL:
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"expected true or false, got {_kind(value)}")
-    if declared is ValueType.TIMESTAMP:
-        if isinstance(value, str):
-            return Timestamp.parse(value)
-        raise ValueError(f'expected an RFC 3339 timestamp such as "2020-01-01T00:00:00Z", got {_kind(value)}')
-    if declared is ValueType.DURATION:
-        if isinstance(value, str):
-            try:
-                return Duration.parse(value)
-            except ValueError:
-                raise ValueError(f'{value!r} is not a duration such as "10ms" or "1m30s"') from None
-        raise ValueError(f'expected a duration such as "10ms", got {_kind(value)}')
-    if declared is ValueType.IP_ADDRESS:
-        packed = parse_ip(value) if isinstance(value, str) else None
-        if packed is not None:
-            return packed
-        raise ValueError(f"expected an IPv4 or IPv6 address, got {_kind(value)}")
-    if declared is ValueType.STRING_MAP:
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if not isinstance(item, str):
-                    raise ValueError(f"[{key!r}]: expected a string, got {_kind(item)}")
-            return dict(value)
-        raise ValueError(f"expected an object of strings, got {_kind(value)}")
-    raise ValueError(f"attributes of type {declared.name} cannot be given")
-
-
-def _kind(value: Any) -> str:
-    """What a JSON value is, for messages: its type and, when short, itself."""
-    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    text = repr(value) if isinstance(value, str) else str(value).lower()
-    kind = kinds.get(type(value), type(value).__name__)
-    return f"{kind} {text}" if len(text) <= 60 else kind
 
 
 def shown(value: Any, name: str = "") -> Any:
