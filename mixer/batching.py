@@ -41,6 +41,10 @@ class BatchStats:
     failed: int = 0  # send attempts that raised
 
 
+def _closed(batch: list[Any]) -> None:
+    raise RuntimeError("the queue is closed")
+
+
 class BatchQueue(Generic[T]):
     """A bounded queue drained in batches by a background task started through `env`."""
 
@@ -77,7 +81,7 @@ class BatchQueue(Generic[T]):
         self._dropped_logged = 0
         self._last_error = ""
         self._last_error_at = 0  # env clock ns
-        self._task = env.spawn(self._run, name=name or f"{env.handler} delivery")
+        self._task: asyncio.Task[Any] | None = env.spawn(self._run, name=name or f"{env.handler} delivery")
 
     def __len__(self) -> int:
         return len(self._items)
@@ -208,16 +212,21 @@ class BatchQueue(Generic[T]):
             return
         self._closing = True
         self._wake.set()
-        if not self._task.done():
+        task = self._task
+        if task is not None and not task.done():
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+                await asyncio.wait_for(asyncio.shield(task), timeout)
             except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
+                task.cancel()
         else:
             await self._drain(timeout)
         if self._items:
             self.stats.dropped += len(self._items)
             self._items.clear()
+        # Leave no reference cycle behind (the task's frames and the handler's send method both lead back
+        # here): mixerd freezes its heap, and a frozen cycle is never collected (mixer/runtime/heap.py).
+        self._task = None
+        self._send = _closed
 
     async def _drain(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()

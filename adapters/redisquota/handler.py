@@ -170,6 +170,8 @@ class RedisQuota:
             return
         self._closed = True
         self._up = False
+        # The runtime cancelled these; their frames refer back to this handler (no cycle may outlive close).
+        self._reconnecting = self._first_connect = None
         await self._backend.close()
 
     # -- answers --------------------------------------------------------------------------------

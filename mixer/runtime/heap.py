@@ -16,6 +16,10 @@ triggered one to three of them (it allocates a second config beside the first). 
   config, frozen or not, is freed by reference counting once its last request is done: freezing leaks
   nothing of it.
 
+Handlers are frozen with the config that built them, so a handler replaced by a reload must leave no
+cycle through itself once closed (the lifecycle conformance check `closed_handler_leaves_no_cycle`
+holds every adapter to it; BatchQueue and redisquota drop their tasks in close()).
+
 Frozen objects are never collected, so a *cyclic* garbage object frozen by mistake stays: what freezing
 after a load can catch is garbage of the load's own time that survived into the oldest generation;
 `loading()` starts with a full collection for that reason, while only the previous config's survivors

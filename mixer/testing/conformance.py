@@ -20,7 +20,12 @@ adapter breaks the lifecycle:
   `close()` twice) nothing of the adapter is left running;
 - `methods_async_or_plain`: each handle method is an `async def` or a plain `def` (never a generator);
 - `failed_build_leaves_nothing`: a build that fails after the adapter's own build ran leaves no
-  background task, and closing the unavailable handler, twice, is fine.
+  background task, and closing the unavailable handler, twice, is fine;
+- `closed_handler_leaves_no_cycle`: a handler used and closed is freed by reference counting alone:
+  `mixerd serve` freezes its heap after each config load (mixer/runtime/heap.py), and a frozen object
+  in a reference cycle is never collected, so a handler that keeps a cycle (a task holding the handler
+  that holds the task, a bound method of the handler kept by an object it owns) would stay in memory
+  after every reload that replaces it. Break such cycles in `close()`.
 
 The adapter's logger (`mixerd.adapter.<name>`) must not log a warning or an error on these paths,
 except what `Subject.warnings` allows: a background failure is logged there, so it shows up here.
@@ -33,9 +38,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import inspect
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -242,6 +249,77 @@ def check_failed_build_leaves_nothing(subject: Subject) -> None:
     asyncio.run(run())
 
 
+def check_closed_handler_leaves_no_cycle(subject: Subject) -> None:
+    for label, params in _cases(subject):
+        with _labelled(label):
+            _freed_by_reference_counting(subject, params)
+
+
+def _freed_by_reference_counting(subject: Subject, params: Any) -> None:
+    """Build, use and close a handler with the collector off; then collect, keeping what it finds, and
+    look for the handler's own objects among it."""
+
+    async def use_and_close() -> type:
+        # What the handler answers, and what it logs, are the other checks' business: here it is only used.
+        env = _env(subject.name, params)
+        handler = await _build(subject.info, env)
+        for template in subject.info.templates:
+            with contextlib.suppress(Exception):
+                await _call(getattr(handler, TEMPLATES[template].method), *_zero_args(template))
+        await env.cancel_background()
+        with contextlib.suppress(Exception):
+            await _close(handler)
+        return type(handler)
+
+    adapter_log = logging.getLogger(f"mixerd.adapter.{subject.name}")
+    gc.collect()
+    enabled, flags, muted = gc.isenabled(), gc.get_debug(), adapter_log.disabled
+    gc.disable()
+    adapter_log.disabled = True
+    try:
+        kind = asyncio.run(use_and_close())
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        garbage = list(gc.garbage)
+    finally:
+        adapter_log.disabled = muted
+        gc.garbage.clear()
+        gc.set_debug(flags)
+        if enabled:
+            gc.enable()
+    for handler in (o for o in garbage if type(o) is kind):
+        cycle = _cycle_through(handler, garbage)
+        if cycle:
+            types = Counter(type(o).__name__ for o in cycle).most_common(8)
+            listed = ", ".join(f"{name} x{count}" for name, count in types)
+            raise AssertionError(
+                f"a closed {kind.__name__} is in a reference cycle, so it is only freed by a full garbage "
+                f"collection, which never frees it in mixerd serve (frozen heap). In the cycle: {listed}"
+            )
+
+
+def _cycle_through(start: object, garbage: list[Any]) -> list[Any]:
+    """The objects of `garbage` on some path from `start` back to itself ([] when there is none). Garbage
+    that only refers to the handler (an exception's traceback of a failed send, freed by the next young
+    collection) is not a cycle of the handler's own."""
+    members = {id(o): o for o in garbage}
+    parent: dict[int, int] = {}
+    frontier = [start]
+    while frontier:
+        node = frontier.pop()
+        for child in gc.get_referents(node):
+            if child is start:
+                path, at = [node], id(node)
+                while at in parent:
+                    at = parent[at]
+                    path.append(members[at])
+                return path
+            if id(child) in members and id(child) not in parent:
+                parent[id(child)] = id(node)
+                frontier.append(child)
+    return []
+
+
 #: Check name -> check, in the order they are best read (and run).
 CHECKS: Mapping[str, Check] = {
     "adapter_info": check_adapter_info,
@@ -250,6 +328,7 @@ CHECKS: Mapping[str, Check] = {
     "zero_instances_and_close_twice": check_zero_instances_and_close_twice,
     "methods_async_or_plain": check_methods_async_or_plain,
     "failed_build_leaves_nothing": check_failed_build_leaves_nothing,
+    "closed_handler_leaves_no_cycle": check_closed_handler_leaves_no_cycle,
 }
 
 
