@@ -229,6 +229,8 @@ def test_each_api_writes_one_line_per_decision(
     assert dispatched["attributes"] == {"request.headers": {"user-agent": "bot"}}
     assert (cached["request_id"], cached["code"], cached["cached"]) == ("authz-1", "PERMISSION_DENIED", True)
     assert cached["message"] == "denier.handler.istio-system:not welcome"
+    # The rules and handlers of the decision the cache stored (it was recorded), not evaluated again.
+    assert cached["rules"] == dispatched["rules"] and cached["handlers"] == dispatched["handlers"]
 
     under, limited = by_api["ratelimit"]
     assert under["code"] == "OK" and limited["code"] == "OVER_LIMIT"
@@ -255,7 +257,9 @@ def test_each_api_writes_one_line_per_decision(
         "[request mixer-denied, "
     )
     assert debug[1].startswith("mixer_check OK: rules tag.rule.istio-system, count.rule.istio-system held")
-    assert debug[3].startswith("ext_authz PERMISSION_DENIED from the verdict cache")
+    assert debug[3].startswith(
+        "ext_authz PERMISSION_DENIED from the verdict cache (decided by rule deny-bots.rule.istio-system)"
+    )
     assert debug[5].startswith(
         "ratelimit OVER_LIMIT domain edge: (remote_address=10.0.0.9) OVER_LIMIT by limit remote_address "
         "1/DAY, 0 left; (x-api-key=<redacted>) no limit"

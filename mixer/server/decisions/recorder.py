@@ -148,10 +148,11 @@ class Note:
             decision.cached = False
         self._log.finish(self, decision)
 
-    def cached(self, request_id: str | None, body: bytes) -> None:
-        """An ext_authz answer from the verdict cache (its status is read from `body` when written)."""
+    def cached(self, request_id: str | None, body: bytes, trace: Trace | None = None) -> None:
+        """An ext_authz answer from the verdict cache (its status is read from `body` when written);
+        `trace`: that of the dispatch that made the cached verdict, when it was recorded."""
         decision = self._decision("OK", "", request_id)
-        decision.trace = None
+        decision.trace = trace
         decision.cached = True
         decision.cached_body = body
         self._log.finish(self, decision)

@@ -217,7 +217,9 @@ def summary(decision: Decision, redaction: Redaction) -> str:
     head = f"{decision.api} {code}"
     tail = f" [request {decision.request_id or '-'}, {decision.duration_ns / 1e6:.3f} ms]"
     if decision.cached:
-        return f"{head} from the verdict cache" + (f": {message}" if message else "") + tail
+        made_by = [f"rule {c['rule']}" for c in handlers_of(decision.trace) if c.get("code", "OK") != "OK"]
+        by = f" (decided by {', '.join(made_by)})" if made_by else ""
+        return f"{head} from the verdict cache{by}" + (f": {message}" if message else "") + tail
     if decision.domain:
         return head + " " + _rate_limit_summary(decision, redaction) + tail
     calls = handlers_of(decision.trace)

@@ -116,7 +116,7 @@ class AuthorizationService:
             if hit is not None:
                 self._stats.verdict(hit.code)
                 if note is not None:
-                    note.cached(view.get("request.id"), hit.body)
+                    note.cached(view.get("request.id"), hit.body, hit.trace)
                 return hit.body
 
         values = view.values()
@@ -142,6 +142,7 @@ class AuthorizationService:
                 valid_use_count=outcome.valid_use_count,
                 body=body,
                 generated=_generated_names(bag, values),
+                trace=note.trace if note is not None else None,  # so a cached answer's record has its rules
             )
         return body
 

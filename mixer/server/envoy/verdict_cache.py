@@ -67,11 +67,14 @@ class CachedVerdict:
     """A stored answer: the serialized CheckResponse and its verdict's status code (0: allowed), with its
     remaining terms; `size` is the bytes its entry holds (key included)."""
 
-    __slots__ = ("body", "code", "expires_at", "size", "uses_left")
+    __slots__ = ("body", "code", "expires_at", "size", "trace", "uses_left")
 
-    def __init__(self, body: bytes, code: int, expires_at: int, uses_left: int, size: int = 0) -> None:
+    def __init__(
+        self, body: bytes, code: int, expires_at: int, uses_left: int, size: int = 0, trace: Any = None
+    ) -> None:
         self.body = body
         self.code = code
+        self.trace = trace  # the dispatch's Trace when the decision that made it was recorded
         self.expires_at = expires_at
         self.uses_left = uses_left
         self.size = size
@@ -82,6 +85,14 @@ class CachedVerdict:
 
 
 _VERDICT_SIZE = sys.getsizeof(CachedVerdict(b"", 0, 0, 0))
+
+
+def _trace_size(trace: Any) -> int:
+    """Bytes a kept Trace adds (its events; their strings are the config's, shared)."""
+    if trace is None:
+        return 0
+    events = trace.events
+    return sys.getsizeof(trace) + sys.getsizeof(events) + sum(sys.getsizeof(e) for e in events)
 
 
 def _footprint(value: Any) -> int:
@@ -285,6 +296,7 @@ class VerdictCache:
         valid_use_count: int,
         body: bytes,
         generated: Iterable[str] = (),
+        trace: Any = None,
     ) -> bool:
         """Keep a verdict computed for `attributes` under the config `generation` read before it was
         computed; False when it is not stored (see the module docstring for why it might not be)."""
@@ -303,7 +315,7 @@ class VerdictCache:
         key = shape.key(attributes)
         if key is None:  # cannot happen for the attributes the references were recorded on; be safe
             return False
-        size = _ENTRY_OVERHEAD + _VERDICT_SIZE + sys.getsizeof(body) + _footprint(key)
+        size = _ENTRY_OVERHEAD + _VERDICT_SIZE + sys.getsizeof(body) + _footprint(key) + _trace_size(trace)
         if size > self.max_entry_bytes:
             self.too_large += 1
             return False
@@ -312,7 +324,7 @@ class VerdictCache:
         if replaced is not None:
             self.bytes -= replaced.size
         entries[key] = CachedVerdict(
-            body, status_code, self._clock() + valid_duration_ns, valid_use_count - 1, size
+            body, status_code, self._clock() + valid_duration_ns, valid_use_count - 1, size, trace
         )
         self.bytes += size
         while len(entries) > self.max_entries or self.bytes > self.max_bytes:
