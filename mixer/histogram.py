@@ -54,6 +54,20 @@ class Histogram:
     def count(self) -> int:
         return sum(self.counts)
 
+    def at_most(self, quantile: float) -> float | None:
+        """The upper bound of the bucket the `quantile` (0..1) of observations falls in: that share of
+        them took at most this long. None when it is past the last bound, or nothing was observed."""
+        counts = list(self.counts)
+        total = sum(counts)
+        if not total:
+            return None
+        wanted, seen = quantile * total, 0
+        for bound, count in zip(self.bounds, counts, strict=False):
+            seen += count
+            if seen >= wanted:
+                return bound
+        return None
+
     def cumulative(self) -> list[tuple[str, float]]:
         """(le, observations at or below it) for each bound and +Inf, as Prometheus publishes them."""
         out: list[tuple[str, float]] = []

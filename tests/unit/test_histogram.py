@@ -40,3 +40,13 @@ def test_published_histograms_parse_as_prometheus_histograms() -> None:
     assert samples[("t_seconds_bucket", "ext_authz", "0.001")] == 0
     assert samples[("t_seconds_count", "ext_authz", None)] == 1
     assert abs(samples[("t_seconds_sum", "mixer_check", None)] - 0.0205) < 1e-9
+
+
+def test_at_most_names_the_bucket_a_quantile_falls_in() -> None:
+    h = Histogram((0.001, 0.01, 0.1))
+    assert h.at_most(0.5) is None  # nothing observed
+    for value in [0.0005] * 90 + [0.005] * 9 + [5.0]:
+        h.observe(value)
+    assert h.at_most(0.5) == 0.001 and h.at_most(0.9) == 0.001
+    assert h.at_most(0.99) == 0.01
+    assert h.at_most(1.0) is None  # the slowest is past the last bound

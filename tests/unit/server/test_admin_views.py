@@ -231,6 +231,10 @@ def test_the_handlers_twin_counts_calls_by_outcome_and_shows_delivery(served: Se
     denier = handlers["deny-blocked.handler.istio-system"]
     assert (denier["state"], denier["failure"], denier["outcomes"]) == ("available", "", {})  # match false
     assert handlers["per-user.handler.istio-system"]["calls"] == {"quota": {"ok": 2}}
+    timed = handlers["per-user.handler.istio-system"]["durations"]["quota"]
+    assert timed["calls"] == 2 and 0 <= timed["mean_ms"] <= timed["p99_ms_at_most"]
+    assert timed["p50_ms_at_most"] <= timed["p99_ms_at_most"]
+    assert handlers["deny-blocked.handler.istio-system"]["durations"] == {}  # never called
     sink = handlers["sink.handler.istio-system"]
     assert (sink["adapter"], sink["outcomes"]) == ("queued", {"ok": 2})
     assert sink["delivery_stats"] == {"queued": 7, "sent": 4, "dropped": 1, "failed": 2}

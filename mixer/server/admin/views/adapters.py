@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ....histogram import Histogram
 from ..context import AdminContext, handler_call
 from ..html import Markup, anchor, badge, el, iso, table, when
 from ..redact import redact
@@ -49,6 +50,10 @@ def handlers_data(ctx: AdminContext) -> Data:
     calls: dict[str, dict[str, dict[str, int]]] = {}
     for (handler, template, outcome), count in _copy(runtime.stats.dispatches).items():
         calls.setdefault(handler, {}).setdefault(template, {})[outcome] = count
+    durations: dict[str, dict[str, Data]] = {}
+    for key, histogram in list(runtime.stats.handler_seconds.by_labels.items()):
+        handler, template = key  # type: ignore[misc]
+        durations.setdefault(handler, {})[template] = _duration(histogram)
     out = []
     for fqn, built in sorted(table.handlers.items()):
         by_template = calls.get(fqn, {})
@@ -65,6 +70,7 @@ def handlers_data(ctx: AdminContext) -> Data:
             "rate_limits": built.config.rate_limits,
             "calls": by_template,
             "outcomes": dict(outcomes),
+            "durations": durations.get(fqn, {}),
         }
         if built.handler is not None:
             for method in STATS_METHODS:
@@ -79,6 +85,19 @@ def handlers_data(ctx: AdminContext) -> Data:
                 state["last_error_at"] = iso(int(state.get("last_error_at") or 0))
         out.append(entry)
     return {"generation": table.generation, "handlers": out}
+
+
+def _duration(histogram: Histogram) -> Data:
+    """How long a handler's calls took (mixerd_adapter_dispatch_duration_seconds): their number, the mean,
+    and the bucket bounds that half and 99% of them stayed within (None: past 10 s)."""
+    count = histogram.count
+    half, most = histogram.at_most(0.5), histogram.at_most(0.99)
+    return {
+        "calls": count,
+        "mean_ms": round(histogram.sum / count * 1e3, 3) if count else None,
+        "p50_ms_at_most": None if half is None else half * 1e3,
+        "p99_ms_at_most": None if most is None else most * 1e3,
+    }
 
 
 def _copy(counter: Counter[Any]) -> dict[Any, int]:
@@ -159,7 +178,21 @@ def _calls(h: Data) -> Markup:
         el("li", el("code", t), ": ", ", ".join(f"{n} {o}" for o, n in sorted(c.items())))
         for t, c in sorted(h["calls"].items())
     ]
-    return el("div", parts, el("ul", per_template, class_="plain dim") if len(h["calls"]) > 1 else None)
+    timing = [
+        el("li", el("code", t), f": {_ms(d['mean_ms'])} ms mean, 99% within {_ms(d['p99_ms_at_most'])} ms")
+        for t, d in sorted(h.get("durations", {}).items())
+        if d["calls"]
+    ]
+    return el(
+        "div",
+        parts,
+        el("ul", per_template, class_="plain dim") if len(h["calls"]) > 1 else None,
+        el("ul", timing, class_="plain dim") if timing else None,
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "over 10 000" if value is None else f"{value:g}"
 
 
 _COUNTERS = (("delivery_stats", "delivered"), ("span_counts", "spans"), ("generation_stats", "lookups"))
