@@ -67,10 +67,15 @@ def test_readme_mixerd_commands_succeed(
     server = start_mixer_server(config=str(folder) if folder else None)
     command, _, expected = line.partition("# ->")
     argv = [arg.replace("localhost:9091", server.address) for arg in shlex.split(command)[1:]]
+    explain = "--explain" in argv
+    if explain:  # the admin page of this server, not localhost:9876
+        argv += ["--admin", server.admin_url.removeprefix("http://")]
     assert main(argv) == 0, capsys.readouterr()
     out = capsys.readouterr().out
     if argv[0] == "eval":
         assert out.startswith("true (BOOL)")
+    elif explain:
+        assert f"Check status would be {expected.strip()}" in out and "match held" in out
     else:
         assert f"Check status was {expected.strip()}" in out if expected else "OK" in out
 
