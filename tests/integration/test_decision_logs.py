@@ -278,6 +278,7 @@ def test_each_api_writes_one_line_per_decision(
     with urllib.request.urlopen(f"{server.admin_url}/decisions", timeout=10) as response:
         page = response.read().decode()
     assert "mixer-denied" in page and "deny-bots.rule.istio-system (check)" in page
+    assert page.count("from the cache") == 1  # the second ext_authz Check
     assert "remote_address=10.0.0.9" in page and "s3cret" not in page
 
 

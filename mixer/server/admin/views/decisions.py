@@ -86,7 +86,12 @@ def render(data: Mapping[str, Data], now: datetime) -> Markup:
                     when(r["time"], now),
                     el("code", r["api"]),
                     el("code", r["request_id"]),
-                    badge(r["code"], "ok" if r["code"] == "OK" else "bad"),
+                    el(
+                        "span",
+                        badge(r["code"], "ok" if r["code"] == "OK" else "bad"),
+                        " ",
+                        badge("from the cache", "dim") if r.get("cached") else None,
+                    ),
                     r.get("message", ""),
                     _decided_by(r),
                     r.get("duration_ms", ""),
