@@ -66,3 +66,13 @@ def handler_call(handler: Any, method: str) -> tuple[Any, str]:
         except Exception as e:
             return None, f"{type(e).__name__}: {e}"
     return None, f"{type(error).__name__}: {error}"
+
+
+def copied(mapping: Mapping[Any, int]) -> dict[Any, int]:
+    """A copy of counts the event loop keeps adding keys to (a copy taken meanwhile raises: try again)."""
+    for _ in range(3):
+        try:
+            return dict(mapping)
+        except RuntimeError:
+            continue
+    return {}

@@ -235,6 +235,10 @@ def test_the_handlers_twin_counts_calls_by_outcome_and_shows_delivery(served: Se
     assert timed["calls"] == 2 and 0 <= timed["mean_ms"] <= timed["p99_ms_at_most"]
     assert timed["p50_ms_at_most"] <= timed["p99_ms_at_most"]
     assert handlers["deny-blocked.handler.istio-system"]["durations"] == {}  # never called
+    # The routes twin has each rule's counts: the quota rule held for both Checks, the denier's never.
+    rules = served.twin("routes")["rules"]
+    assert rules["rate-limit-users.rule.istio-system"] == {"matched": 2, "errors": 0}
+    assert rules[f"{HOSTILE_RULE}.rule.istio-system"] == {"matched": 0, "errors": 0}
     sink = handlers["sink.handler.istio-system"]
     assert (sink["adapter"], sink["outcomes"]) == ("queued", {"ok": 2})
     assert sink["delivery_stats"] == {"queued": 7, "sent": 4, "dropped": 1, "failed": 2}

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ....histogram import Histogram
-from ..context import AdminContext, handler_call
+from ..context import AdminContext, copied, handler_call
 from ..html import Markup, anchor, badge, el, iso, table, when
 from ..redact import redact
 from . import Data, Twin, View
@@ -48,7 +48,7 @@ def handlers_data(ctx: AdminContext) -> Data:
         return {"handlers": []}
     table = runtime.table
     calls: dict[str, dict[str, dict[str, int]]] = {}
-    for (handler, template, outcome), count in _copy(runtime.stats.dispatches).items():
+    for (handler, template, outcome), count in copied(runtime.stats.dispatches).items():
         calls.setdefault(handler, {}).setdefault(template, {})[outcome] = count
     durations: dict[str, dict[str, Data]] = {}
     for key, histogram in list(runtime.stats.handler_seconds.by_labels.items()):
@@ -98,15 +98,6 @@ def _duration(histogram: Histogram) -> Data:
         "p50_ms_at_most": None if half is None else half * 1e3,
         "p99_ms_at_most": None if most is None else most * 1e3,
     }
-
-
-def _copy(counter: Counter[Any]) -> dict[Any, int]:
-    for _ in range(3):  # the event loop may add a key meanwhile
-        try:
-            return dict(counter)
-        except RuntimeError:
-            continue
-    return {}
 
 
 def render(data: Mapping[str, Data], now: datetime) -> Markup:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ....adapter import Variety
 from ....config.snapshot import HEADER_OPERATIONS, RuleConfig, Snapshot
-from ..context import AdminContext
+from ..context import AdminContext, copied
 from ..html import Markup, anchor, badge, el, table
 from . import Data, Twin, View
 
@@ -38,9 +38,15 @@ def routes_data(ctx: AdminContext) -> Data:
     default = snapshot.default_namespace
     order = [default, *sorted(ns for ns in by_namespace if ns != default)]
     available = {fqn: h.available for fqn, h in table.handlers.items()}
+    matched, errors = copied(runtime.stats.rule_matches), copied(runtime.stats.rule_errors)
     return {
         "generation": table.generation,
         "default_namespace": default,
+        # mixerd_rule_matches_total and mixerd_rule_errors_total of each rule in force
+        "rules": {
+            rule.fqn: {"matched": matched.get(rule.fqn, 0), "errors": errors.get(rule.fqn, 0)}
+            for rule in snapshot.rules
+        },
         "namespaces": [
             {
                 "namespace": ns,
@@ -111,10 +117,11 @@ def render(data: Mapping[str, Data], now: datetime) -> Markup:
     routes = data["routes"]
     if not routes["namespaces"]:
         return el("p", "This server runs no rule engine: no routes.", class_="empty")
-    return el("div", [_namespace(ns) for ns in routes["namespaces"]])
+    counts = routes["rules"]
+    return el("div", [_namespace(ns, counts) for ns in routes["namespaces"]])
 
 
-def _namespace(ns: Data) -> Markup:
+def _namespace(ns: Data, counts: Mapping[str, Data]) -> Markup:
     inherits = ns["inherits"]
     note: tuple[Any, ...] = (
         ("its rules apply to every request",)
@@ -131,7 +138,7 @@ def _namespace(ns: Data) -> Markup:
             ),
             table(
                 ("rule", "match", "handler", "template", "instances"),
-                (_route(row) for row in rows),
+                (_route(row, counts) for row in rows),
                 empty="",
                 class_="filterable",
             ),
@@ -148,7 +155,7 @@ def _namespace(ns: Data) -> Markup:
                     ("rule", "match", "request", "response"),
                     (
                         (
-                            el("code", r["rule"], class_="strong"),
+                            _rule(r["rule"], counts),
                             _match(r["match"]),
                             _ops(r["request"]),
                             _ops(r["response"]),
@@ -169,7 +176,18 @@ def _namespace(ns: Data) -> Markup:
     )
 
 
-def _route(row: Data) -> tuple[Any, ...]:
+def _rule(fqn: str, counts: Mapping[str, Data]) -> Markup:
+    """The rule's name, and how often its match held and failed to evaluate since the server started."""
+    seen = counts.get(fqn, {"matched": 0, "errors": 0})
+    errors = badge(f"{seen['errors']} match errors", "bad") if seen["errors"] else None
+    return el(
+        "div",
+        el("code", fqn, class_="strong"),
+        el("div", f"held {seen['matched']}", " ", errors, class_="dim"),
+    )
+
+
+def _route(row: Data, counts: Mapping[str, Data]) -> tuple[Any, ...]:
     handler = el(
         "a",
         el("code", row["handler"]),
@@ -177,7 +195,7 @@ def _route(row: Data) -> tuple[Any, ...]:
         class_=None if row["available"] else "bad",
     )
     return (
-        el("code", row["rule"], class_="strong"),
+        _rule(row["rule"], counts),
         _match(row["match"]),
         (handler, " ", badge(row["adapter"], "dim"), "" if row["available"] else badge("unavailable", "bad")),
         el("code", row["template"]),
