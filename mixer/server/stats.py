@@ -39,7 +39,7 @@ _CODE_NAMES: tuple[str, ...] = tuple(
 
 
 class Stats:
-    """Counters for one server; lists are indexed by gRPC status number."""
+    """Counters for one server; the `*_codes` and `check_verdicts` lists are indexed by gRPC status number."""
 
     __slots__ = (
         "check_codes",
