@@ -32,7 +32,7 @@ TEXT_TYPES = (ValueType.STRING, ValueType.DNS_NAME, ValueType.EMAIL_ADDRESS, Val
 def typed_value(declared: ValueType, value: Any, *, lenient: bool = False) -> Any:
     """`value` as an attribute value of type `declared` (see the module docstring)."""
     if declared in TEXT_TYPES:
-        return _text(value, lenient)
+        return text_value(value, lenient)
     if declared is ValueType.INT64:
         if isinstance(value, int) and not isinstance(value, bool):
             if _INT64_MIN <= value <= _INT64_MAX:
@@ -66,7 +66,7 @@ def typed_value(declared: ValueType, value: Any, *, lenient: bool = False) -> An
             out = {}
             for key, item in value.items():
                 try:
-                    out[str(key)] = _text(item, lenient)
+                    out[str(key)] = text_value(item, lenient)
                 except ValueError as e:
                     raise ValueError(f"[{key!r}]: {e}") from None
             return out
@@ -83,7 +83,8 @@ def timestamp_value(value: Any, lenient: bool = True) -> Timestamp:
     raise ValueError(f'expected an RFC 3339 timestamp such as "2020-01-01T00:00:00Z", got {kind(value)}')
 
 
-def _text(value: Any, lenient: bool) -> str:
+def text_value(value: Any, lenient: bool = False) -> str:
+    """A string (lenient: or a number, as its text)."""
     if isinstance(value, str):
         return value
     if lenient and isinstance(value, int | float) and not isinstance(value, bool):

@@ -236,8 +236,7 @@ class MixerApi:
         if outcome.quotas:
             stats.quota_requests += len(outcome.quotas)
             for name, quota in outcome.quotas.items():
-                asked = wanted[name].amount if name in wanted else quota.granted_amount
-                stats.quota_results[quota_result(asked, quota.granted_amount)] += 1
+                stats.quota_results[quota_result(wanted[name].amount, quota.granted_amount)] += 1
                 quota_refs = bag.reference_items() if quota.references is None else quota.references
                 _fill_quota(response.quotas[name], quota, encode_reference_items(quota_refs, gwc))
         return response.SerializeToString()

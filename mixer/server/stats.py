@@ -31,8 +31,9 @@ MIXER_CHECK_API, MIXER_REPORT_API, EXT_AUTHZ_API, RATELIMIT_API, ACCESSLOG_API =
     "accesslog",
 )
 
-#: gRPC status names by number (0 OK .. 16 UNAUTHENTICATED), the `code` label's values.
-_CODE_NAMES: tuple[str, ...] = tuple(
+#: gRPC status names by number (0 OK .. 16 UNAUTHENTICATED; google.rpc codes use the same numbers), the
+#: `code` label's values and the decision log's.
+CODE_NAMES: tuple[str, ...] = tuple(
     c.name
     for c in sorted(grpc.StatusCode, key=lambda c: c.value[0])  # type: ignore[index]
 )
@@ -53,9 +54,9 @@ class Stats:
     )
 
     def __init__(self) -> None:
-        self.check_codes: list[int] = [0] * len(_CODE_NAMES)  # by the call's status
-        self.check_verdicts: list[int] = [0] * len(_CODE_NAMES)  # answered calls, by the verdict's status
-        self.report_codes: list[int] = [0] * len(_CODE_NAMES)
+        self.check_codes: list[int] = [0] * len(CODE_NAMES)  # by the call's status
+        self.check_verdicts: list[int] = [0] * len(CODE_NAMES)  # answered calls, by the verdict's status
+        self.report_codes: list[int] = [0] * len(CODE_NAMES)
         self.report_bags = 0
         self.quota_requests = 0
         self.quota_results = [0, 0, 0]  # quota results: granted in full, in part, nothing (QUOTA_RESULTS)
@@ -85,7 +86,7 @@ def by_code(name: str, documentation: str, counts: list[int]) -> CounterMetricFa
     for number, count in enumerate(counts):
         # OK is always shown so dashboards have a series before the first request.
         if count or number == 0:
-            family.add_metric([_CODE_NAMES[number]], count)
+            family.add_metric([CODE_NAMES[number]], count)
     return family
 
 

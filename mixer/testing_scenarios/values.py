@@ -27,16 +27,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..attribute import Duration, Timestamp, ValueType
-from ..attribute.typed import timestamp_value, typed_value
+from ..attribute.typed import text_value, timestamp_value, typed_value
 from ..attribute.values import ip_text
 
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message names the file and the place in it."""
-
-
-def _text(raw: Any) -> str:
-    return typed_value(ValueType.STRING, raw, lenient=True)  # type: ignore[no-any-return]
 
 
 def _guess(raw: Any) -> Any:
@@ -45,7 +41,7 @@ def _guess(raw: Any) -> Any:
     if isinstance(raw, _dt.datetime):
         return timestamp_value(raw)
     if isinstance(raw, Mapping):
-        return {str(k): _text(v) for k, v in raw.items()}
+        return {str(k): text_value(v, lenient=True) for k, v in raw.items()}
     raise ValueError(f"cannot send {raw!r} as an attribute value")
 
 

@@ -7,9 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from ...attribute import RawReferences
+from ..stats import CODE_NAMES
 
 if TYPE_CHECKING:
     from ...dispatch import QuotaOutcome, QuotaRequest
@@ -18,12 +17,6 @@ if TYPE_CHECKING:
 
 #: The APIs whose decisions are logged, as the `api` field names them.
 MIXER_CHECK, EXT_AUTHZ, RATELIMIT = "mixer_check", "ext_authz", "ratelimit"
-
-#: gRPC status names by number (google.rpc codes use the same numbers).
-CODE_NAMES: tuple[str, ...] = tuple(
-    c.name
-    for c in sorted(grpc.StatusCode, key=lambda c: c.value[0])  # type: ignore[index]
-)
 
 
 def code_name(code: int) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..stats import by_code, count_code
+from ..stats import CODE_NAMES, by_code, count_code
 from .verdict_cache import EVICTION_REASONS, VerdictCache
 
 ALLOWED, DENIED, ERROR, INVALID = "allowed", "denied", "error", "invalid"
@@ -37,22 +37,24 @@ class AuthzStats:
     """Request counts by outcome, and verdicts by status; plain ints bumped on the event loop (see
     mixerd.server.stats)."""
 
-    __slots__ = ("allowed", "denied", "error", "invalid", "verdicts")
+    __slots__ = ("error", "invalid", "verdicts")
 
     def __init__(self) -> None:
-        self.allowed = 0
-        self.denied = 0
         self.error = 0
         self.invalid = 0
-        self.verdicts = [0] * 17  # by gRPC status number
+        self.verdicts = [0] * len(CODE_NAMES)  # answered Checks, by their verdict's status number
 
     def verdict(self, code: int) -> None:
         """Count an answered Check whose verdict has status `code`."""
-        if code == 0:
-            self.allowed += 1
-        else:
-            self.denied += 1
         count_code(self.verdicts, code)
+
+    @property
+    def allowed(self) -> int:
+        return self.verdicts[0]
+
+    @property
+    def denied(self) -> int:
+        return sum(self.verdicts) - self.verdicts[0]
 
 
 class AuthzCollector(Collector):
